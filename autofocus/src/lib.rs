@@ -1,0 +1,1 @@
+//! # autofocus (being built)

@@ -1,0 +1,1 @@
+//! # dumper (being built)

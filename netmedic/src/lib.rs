@@ -1,0 +1,1 @@
+//! # netmedic (being built)

@@ -1,0 +1,1 @@
+//! # nfmon (being built)

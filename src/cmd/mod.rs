@@ -1,0 +1,10 @@
+pub mod demo;
+pub mod diagnose;
+pub mod dump;
+pub mod eval;
+pub mod inspect;
+pub mod nf;
+pub mod report;
+pub mod simulate;
+pub mod testbed;
+pub mod top;

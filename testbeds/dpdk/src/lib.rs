@@ -1,0 +1,1 @@
+//! # dpdk-testbed (being built)

@@ -1,0 +1,1 @@
+//! # testbeds (being built)
