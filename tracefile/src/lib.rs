@@ -1,18 +1,46 @@
 //! # tracefile — the trace file Microscope writes and reads
 //!
-//! API CONTRACT (fixed; other crates code against it — implementation in progress):
+//! A trace is an append-only sequence of self-framing *chunks* after a
+//! 16-byte file header (magic `MSCTRACE`, format version). The byte layout is
+//! specified in `docs/trace-format.md`; [`format`](mod@format) is its one definition in
+//! code.
 //!
-//! Writing: [`TraceWriter`] takes [`collector::TraceMeta`] up front, stream
-//! declarations as streams appear, then records, either as explicit chunks
-//! ([`TraceWriter::write_chunk`]) or buffered per stream ([`TraceWriter::push`]).
-//! [`TraceWriter::finish`] writes the footer (clean exit only).
+//! - **Writing** ([`TraceWriter`]): metadata ([`collector::TraceMeta`]) goes
+//!   first, stream declarations whenever a stream appears, then record
+//!   chunks, either explicit ([`TraceWriter::write_chunk`]) or buffered per
+//!   stream ([`TraceWriter::push`]). [`TraceWriter::finish`] writes a footer
+//!   on clean exit only. [`TraceWriter::open_append`] continues a file left
+//!   by a killed writer, cutting off its torn tail.
+//! - **Reading** ([`read_trace`], [`read_trace_bytes`], or the streaming
+//!   [`TraceReader`]) yields validated records only, grouped per stream in
+//!   ascending sequence order, duplicates dropped and counted, with every
+//!   loss as a [`LossWindow`]. [`ReadMode::Salvage`] returns every complete
+//!   valid chunk of a damaged file and reports what it skipped.
 //!
-//! Reading: [`read_trace`] returns a [`Trace`]: validated records grouped per
-//! stream in sequence order, plus a [`ReadReport`] of what was skipped.
+//! Invariants:
+//! - A chunk is accepted only if its magic, length (≤ 16 MiB payload), CRC32C
+//!   and repeated length all check out and its payload decodes exactly; a
+//!   torn or corrupted chunk is never half-accepted.
+//! - Every chunk is handed to the OS in one write; after a failed write the
+//!   writer cuts the output back to the last chunk boundary (or refuses to go
+//!   on) and reports how many records were lost.
+//! - Hostile input never panics the reader, and the memory it allocates per
+//!   chunk is bounded by a small multiple of the chunk's capped size.
+//! - Readers never depend on the footer.
+#![deny(unsafe_code)]
 
-use collector::{BatchRecord, ClockAnchor, LossCounters, Record, StreamId, StreamInfo, TraceMeta};
+pub mod assemble;
+pub mod format;
+pub mod reader;
+pub mod summary;
+pub mod writer;
+
+pub use assemble::TraceAssembler;
+pub use reader::{Chunk, ChunkBody, RecordChunk, TraceReader};
+pub use writer::{AppendReport, Rollback, TraceWriter, WriterStats, DEFAULT_CHUNK_RECORDS};
+
+use collector::{BatchRecord, ClockAnchor, LossCounters, StreamId, StreamInfo, TraceMeta};
 use serde::{Deserialize, Serialize};
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// All records of one stream, validated, in ascending sequence order with
@@ -114,71 +142,101 @@ pub enum TraceError {
     },
     #[error("{path}: not a Microscope trace (bad magic at offset 0)")]
     NotATrace { path: PathBuf },
+    /// The writer was given something it cannot write; nothing was written.
+    #[error("{path}: invalid input to the trace writer: {reason}")]
+    InvalidInput { path: PathBuf, reason: String },
+    /// A chunk write failed; its `lost_records` records are not in the file.
+    /// With `recovered` the output was cut back to the last chunk boundary
+    /// and the writer can go on; otherwise it is broken.
+    #[error("{path}: write failed at offset {offset}, {lost_records} records lost ({}): {source}",
+        if *recovered { "rolled back, writer usable" } else { "writer broken" })]
+    WriteFailed {
+        path: PathBuf,
+        offset: u64,
+        lost_records: u64,
+        recovered: bool,
+        source: std::io::Error,
+    },
+    /// An earlier failure left the writer unable to write safely.
+    #[error("{path}: trace writer is broken ({reason}); {lost_records} records lost")]
+    WriterBroken {
+        path: PathBuf,
+        reason: String,
+        lost_records: u64,
+    },
+}
+
+impl TraceError {
+    /// Records lost by a failed write (for the caller's `lost_write`).
+    pub fn lost_records(&self) -> u64 {
+        match self {
+            TraceError::WriteFailed { lost_records, .. }
+            | TraceError::WriterBroken { lost_records, .. } => *lost_records,
+            _ => 0,
+        }
+    }
 }
 
 /// Reads a whole trace file.
+///
+/// Errors: see [`TraceReader::new`] and [`TraceReader::next_chunk`]; every
+/// error names `path` and the offset of the problem.
 pub fn read_trace(path: &Path, mode: ReadMode) -> Result<Trace, TraceError> {
-    let _ = (path, mode);
-    unimplemented!("tracefile reader: in progress")
+    let file = std::fs::File::open(path).map_err(|source| TraceError::Io {
+        path: path.to_path_buf(),
+        offset: 0,
+        source,
+    })?;
+    let reader = std::io::BufReader::with_capacity(1 << 16, file);
+    read_from(reader, path, mode)
 }
 
-/// Writes a trace: header + metadata, stream declarations, chunks, footer.
-pub struct TraceWriter<W: Write> {
-    out: W,
+/// Reads a trace held in memory (tests, fuzzing); errors name `<memory>`.
+pub fn read_trace_bytes(bytes: &[u8], mode: ReadMode) -> Result<Trace, TraceError> {
+    read_from(bytes, Path::new("<memory>"), mode)
 }
 
-impl TraceWriter<std::fs::File> {
-    /// Creates (truncates) `path` and writes the header and metadata.
-    pub fn create(path: &Path, meta: &TraceMeta) -> Result<Self, TraceError> {
-        let _ = (path, meta);
-        unimplemented!("tracefile writer: in progress")
+/// Reads a whole trace from any reader; `name` is used in errors.
+pub fn read_from<R: std::io::Read>(
+    src: R,
+    name: &Path,
+    mode: ReadMode,
+) -> Result<Trace, TraceError> {
+    let mut rd = TraceReader::new(src, name, mode)?;
+    let mut asm = TraceAssembler::new();
+    while let Some(chunk) = rd.next_chunk()? {
+        asm.chunk(chunk);
     }
+    let report = ReadReport {
+        bytes: rd.offset(),
+        chunks: rd.chunks(),
+        skipped: rd.skipped().to_vec(),
+        clean_footer: false,
+        duplicates_dropped: 0,
+    };
+    Ok(asm.finish(report))
 }
 
-impl<W: Write> TraceWriter<W> {
-    /// Starts a trace on any writer.
-    pub fn new(out: W, meta: &TraceMeta) -> Result<Self, TraceError> {
-        let _ = meta;
-        Ok(TraceWriter { out })
+impl Trace {
+    /// Total packets in all batch records.
+    pub fn packets(&self) -> u64 {
+        self.streams
+            .iter()
+            .flat_map(|s| s.batches.iter())
+            .map(|b| b.ipids.len() as u64)
+            .sum()
     }
 
-    /// Declares a stream; must precede its first chunk.
-    pub fn declare_stream(&mut self, info: &StreamInfo) -> Result<(), TraceError> {
-        let _ = info;
-        unimplemented!()
+    /// Total records (batches and anchors).
+    pub fn records(&self) -> u64 {
+        self.streams
+            .iter()
+            .map(|s| (s.batches.len() + s.anchors.len()) as u64)
+            .sum()
     }
 
-    /// Writes one chunk holding `records` of `stream` (ascending seq) and the
-    /// stream's cumulative loss counters as of the last record.
-    pub fn write_chunk(
-        &mut self,
-        stream: StreamId,
-        records: &[Record],
-        loss: &LossCounters,
-    ) -> Result<(), TraceError> {
-        let _ = (stream, records, loss, &mut self.out);
-        unimplemented!()
-    }
-
-    /// Buffers a record for `stream`; a chunk is written when the stream's
-    /// buffer is full. `loss` is the stream's cumulative counters now.
-    pub fn push(
-        &mut self,
-        stream: StreamId,
-        record: Record,
-        loss: &LossCounters,
-    ) -> Result<(), TraceError> {
-        let _ = (stream, record, loss);
-        unimplemented!()
-    }
-
-    /// Writes every buffered record as chunks.
-    pub fn flush(&mut self) -> Result<(), TraceError> {
-        unimplemented!()
-    }
-
-    /// Flushes, writes the footer, and returns the writer.
-    pub fn finish(self) -> Result<W, TraceError> {
-        unimplemented!()
+    /// The stream with id `id`, if present.
+    pub fn stream(&self, id: StreamId) -> Option<&StreamData> {
+        self.streams.get(id as usize)
     }
 }
