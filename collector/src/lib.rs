@@ -19,6 +19,7 @@
 pub mod clock;
 pub mod meta;
 pub mod record;
+pub mod ring;
 
 pub use clock::Calibration;
 pub use meta::{Edge, NfSpec, StreamInfo, Topology, TraceMeta};
