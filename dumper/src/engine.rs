@@ -275,6 +275,9 @@ struct Task {
     stream: StreamId,
     key: RingKey,
     retiring: bool,
+    /// Loss counters last sent to the writer: a change is sent even when
+    /// no record came with it (a drop after the stream's last record).
+    sent_loss: LossCounters,
 }
 
 fn apply(tasks: &mut Vec<Task>, c: Ctl) {
@@ -286,6 +289,7 @@ fn apply(tasks: &mut Vec<Task>, c: Ctl) {
                 stream,
                 key,
                 retiring: false,
+                sent_loss: LossCounters::default(),
             })
         }
         Ctl::Retire(key) => tasks
@@ -313,13 +317,15 @@ fn worker(ctl: Receiver<Ctl>, tx: Sender<Drained>, stop: Arc<AtomicBool>, cfg: C
             let res = t.consumer.drain(cfg.drain_batch, &mut records);
             let error = res.as_ref().err().map(|e| e.to_string());
             let retired = error.is_some() || (t.retiring && t.consumer.is_drained());
-            if !records.is_empty() || error.is_some() || retired {
+            let loss = t.consumer.loss();
+            if !records.is_empty() || error.is_some() || retired || loss != t.sent_loss {
                 any |= !records.is_empty();
+                t.sent_loss = loss;
                 let msg = Drained {
                     key: t.key,
                     stream: t.stream,
                     records,
-                    loss: t.consumer.loss(),
+                    loss,
                     pos: t.consumer.position(),
                     error,
                     retired,
@@ -810,6 +816,10 @@ impl<'a, W: Durable> Engine<'a, W> {
             self.summary.duplicates_skipped += done as u64;
         }
         if s.buf.is_empty() {
+            // Losses counted after the stream's last record still reach the
+            // file: the writer's flush emits a loss-only chunk when the
+            // counters grew since the last chunk of this stream.
+            self.out.set_loss(id, &s.loss)?;
             return Ok(());
         }
         let before = self.out.stats();

@@ -323,3 +323,36 @@ fn a_replaced_ring_file_becomes_a_new_stream() {
     assert_stream(&t.streams[0], &[w_old, w_old2].concat());
     assert_stream(&t.streams[1], &w_new);
 }
+
+#[test]
+fn loss_after_the_last_record_reaches_the_file() {
+    let rings = tempfile::tempdir().unwrap();
+    let outdir = tempfile::tempdir().unwrap();
+    let out = outdir.path().join("t.bin");
+    let mut a = create(rings.path(), "a", 0, 1 << 16);
+    let written = produce(&mut a, 0, 100);
+    let (stop, h) = start(fast(rings.path(), &out));
+    wait_committed(&a);
+    // A record too big for any slot, and nothing after it: only the
+    // counters can tell the reader about it.
+    let huge = vec![7u16; 40_000];
+    let view = collector::ring::BatchView {
+        tsc: 1,
+        requested: 32,
+        ipids: &huge,
+        non_ipv4: &[],
+        tuples: None,
+    };
+    let outcome = a.put_batch(&view).unwrap();
+    assert!(
+        matches!(outcome, collector::ring::PutOutcome::LostTooBig { .. }),
+        "{outcome:?}"
+    );
+    std::thread::sleep(Duration::from_millis(200));
+    stop.store(true, Ordering::Release);
+    h.join().unwrap().unwrap();
+    let t = read_trace(&out, ReadMode::Strict).unwrap();
+    let s = &t.streams[0];
+    assert_stream(s, &written);
+    assert_eq!(s.loss.lost_too_big, 1, "{:?}", s.loss);
+}
