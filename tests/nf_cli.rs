@@ -1,0 +1,284 @@
+//! End-to-end tests of `microscope nf …` and `microscope top` through the
+//! binary, on deterministic synthetic rows and (when present) the VPP data.
+
+use nfmon::schema::{write_jsonl, Row};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn bin() -> Command {
+    Command::new(env!("CARGO_BIN_EXE_microscope"))
+}
+
+fn run_ok(cmd: &mut Command) -> String {
+    let out = cmd.output().expect("run microscope");
+    assert!(
+        out.status.success(),
+        "{:?} failed: {}\n{}",
+        cmd,
+        String::from_utf8_lossy(&out.stderr),
+        String::from_utf8_lossy(&out.stdout)
+    );
+    String::from_utf8(out.stdout).unwrap()
+}
+
+/// Deterministic campaign-like rows: 6 runs, each normal → fault → normal.
+fn synthetic_campaign(path: &Path) {
+    let mut rows = Vec::new();
+    for run in 0..6 {
+        let fault = ["cpu", "disk", "memory"][run % 3];
+        for i in 0..30usize {
+            let on = (10..20).contains(&i);
+            let w = ((i * 7 + run * 3) % 5) as f64 * 0.01;
+            let mut r = Row::new(format!("run{run}-{fault}"), i as f64 * 0.5, Some(0.5));
+            r.set(
+                "proc.wait_share",
+                Some(if on && fault == "cpu" { 0.7 } else { 0.1 } + w),
+            );
+            r.set(
+                "host.psi_io_some",
+                Some(if on && fault == "disk" { 0.5 } else { 0.01 } + w),
+            );
+            r.set(
+                "host.mem_available_bytes",
+                Some(if on && fault == "memory" { 2e9 } else { 3e9 } + w * 1e8),
+            );
+            r.set("hw.cycles", None);
+            r.label = Some(if on { fault.into() } else { "normal".into() });
+            rows.push(r);
+        }
+    }
+    write_jsonl(path, &rows).unwrap();
+}
+
+#[test]
+fn nf_probe_names_every_tier() {
+    let out = run_ok(bin().args(["nf", "probe", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    let tiers = v["tiers"].as_array().unwrap();
+    assert_eq!(tiers.len(), 6);
+    let get = |name: &str| tiers.iter().find(|t| t["tier"] == name).unwrap();
+    assert_eq!(get("process")["available"], true);
+    let hw = get("hardware");
+    assert!(!hw["detail"].as_str().unwrap().is_empty());
+    let text = run_ok(bin().args(["nf", "probe"]));
+    assert!(text.contains("hardware") && text.contains("software"));
+}
+
+#[test]
+fn nf_eval_campaign_reports_auc_per_fault() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = dir.path().join("rows.jsonl");
+    synthetic_campaign(&rows);
+    let out = run_ok(
+        bin()
+            .args(["nf", "eval", "--json", "--folds", "3", "--campaign"])
+            .arg(&rows),
+    );
+    let v: serde_json::Value = serde_json::from_str(out.trim()).unwrap();
+    assert_eq!(
+        v["tiers"], "process+host",
+        "the absent hardware tier is not used"
+    );
+    let scores = v["scores"].as_array().unwrap();
+    let tasks: Vec<&str> = scores.iter().map(|s| s["task"].as_str().unwrap()).collect();
+    assert_eq!(tasks, vec!["any-fault", "cpu", "disk", "memory"]);
+    for s in scores {
+        assert!(s["roc_auc"].as_f64().unwrap() > 0.9, "{s}");
+        assert!(s["pr_auc"].as_f64().unwrap() > 0.8, "{s}");
+    }
+    // Train a saved model and detect with it.
+    let model = dir.path().join("anomaly.json");
+    run_ok(
+        bin()
+            .args(["nf", "train", "--kind", "anomaly", "--rows"])
+            .arg(&rows)
+            .arg("-o")
+            .arg(&model),
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert_eq!(m["format"], "microscope-nfmon-model/1");
+    assert_eq!(m["model"]["kind"], "anomaly");
+    let det = run_ok(
+        bin()
+            .args(["nf", "detect", "--json", "--model"])
+            .arg(&model)
+            .arg("--rows")
+            .arg(&rows),
+    );
+    let lines: Vec<serde_json::Value> = det
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(lines.len(), 180);
+    let cpu_fault = &lines[15]; // run0 (cpu), inside the injection
+    assert_eq!(cpu_fault["output"]["likely"], "cpu");
+    assert!(cpu_fault["output"]["score"].as_f64().unwrap() > 0.5);
+    assert!(lines[2]["output"]["score"].as_f64().unwrap() < 0.5);
+}
+
+#[test]
+fn nf_import_writes_rows_with_missing_as_null() {
+    let dir = tempfile::tempdir().unwrap();
+    let csv = dir.path().join("perf.csv");
+    std::fs::write(
+        &csv,
+        "# started on today\n\n     0.100,1000,,cycles,100,50.00,,\n     0.100,<not counted>,,instructions,0,0.00,,\n     0.200,2000,,cycles,100,50.00,,\n     0.200,7,,instructions,1,1.00,,\n",
+    )
+    .unwrap();
+    let out_rows = dir.path().join("rows.jsonl");
+    let text = run_ok(
+        bin()
+            .args(["nf", "import", "--label", "x"])
+            .arg(&csv)
+            .arg("-o")
+            .arg(&out_rows),
+    );
+    assert!(
+        text.contains("2 rows") && text.contains("1 missing"),
+        "{text}"
+    );
+    let first = std::fs::read_to_string(&out_rows).unwrap();
+    assert!(first
+        .lines()
+        .next()
+        .unwrap()
+        .contains("\"hw.instructions\":null"));
+    // A malformed file is an error naming file and line.
+    std::fs::write(&csv, "0.1,1,,cycles,1,1,,\n0.2,oops,,cycles,1,1,,\n").unwrap();
+    let out = bin().args(["nf", "import"]).arg(&csv).output().unwrap();
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("perf.csv") && err.contains("line 2"), "{err}");
+}
+
+#[test]
+fn top_once_json_for_a_process() {
+    let mut child = Command::new("sleep").arg("5").spawn().unwrap();
+    let out = run_ok(
+        bin()
+            .args(["top", "--once", "--json", "--interval-ms", "200", "--pid"])
+            .arg(format!("{}=sleeper", child.id())),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    let v: serde_json::Value = serde_json::from_str(out.lines().next().unwrap()).unwrap();
+    assert_eq!(v["nf"], "sleeper");
+    assert!(v["metrics"]["proc.rss_bytes"].as_f64().unwrap() > 0.0);
+    assert!(v["metrics"]["hw.cycles"].is_null() || v["metrics"]["hw.cycles"].is_number());
+    let e = bin().args(["top", "--once"]).output().unwrap();
+    assert!(!e.status.success(), "top with nothing to watch must fail");
+}
+
+fn vpp() -> Option<PathBuf> {
+    let d = std::env::var_os("MICROSCOPE_SHARED_DATA")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data"))
+        .join("vpp-perf-counters");
+    if d.join("README.md").is_file() {
+        Some(d)
+    } else {
+        eprintln!("SKIP: ../shared/data/vpp-perf-counters absent; VPP CLI test not run");
+        None
+    }
+}
+
+#[test]
+fn nf_train_onoff_on_vpp_and_detect_raw_perf_output() {
+    let Some(dir) = vpp() else { return };
+    let tmp = tempfile::tempdir().unwrap();
+    let model = tmp.path().join("onoff.json");
+    let out = run_ok(
+        bin()
+            .args(["nf", "train", "--kind", "onoff", "--profile", "nm", "--vpp"])
+            .arg(&dir)
+            .arg("-o")
+            .arg(&model),
+    );
+    assert!(out.contains("tier: hardware"), "{out}");
+    // traf_1000mbps.csv is another recording (raw perf stat output) with a
+    // different event list: the model's inputs are missing there, and
+    // detect says so instead of guessing.
+    let o = bin()
+        .args(["nf", "detect", "--model"])
+        .arg(&model)
+        .arg("--rows")
+        .arg(dir.join("traf_1000mbps.csv"))
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{stderr}");
+    assert!(stderr.contains("lacked an input"), "{stderr}");
+    // On a VPP file of the same campaign: the idle start is OFF, the end ON.
+    let d = run_ok(
+        bin()
+            .args(["nf", "detect", "--json", "--model"])
+            .arg(&model)
+            .arg("--rows")
+            .arg(dir.join("nm_1000mbps.csv")),
+    );
+    let v: Vec<serde_json::Value> = d
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect();
+    assert_eq!(v[5]["output"]["on"], false);
+    assert_eq!(v[v.len() - 5]["output"]["on"], true);
+}
+
+#[test]
+fn top_reads_poll_counters_from_ring_headers() {
+    use collector::ring::{Producer, RingConfig, RingIdentity};
+    use collector::{Direction, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let mut nf = Command::new("sleep").arg("10").spawn().unwrap();
+    let identity = RingIdentity {
+        nf: "fw1".into(),
+        nf_type: "firewall".into(),
+        role: Role::Nf,
+        port: 0,
+        queue: 0,
+        direction: Direction::Rx,
+        host: "test".into(),
+        carries_tuples: false,
+        pid: nf.id(),
+        created_ns: 1,
+        tsc_hz_hint: None,
+    };
+    let mut cfg = RingConfig::new(identity);
+    cfg.data_size = 1 << 16;
+    let mut p = Producer::create(&dir.path().join("fw1-rx0.ring"), &cfg).unwrap();
+    let top = Command::new(env!("CARGO_BIN_EXE_microscope"))
+        .args([
+            "top",
+            "--once",
+            "--json",
+            "--interval-ms",
+            "1500",
+            "--ring-dir",
+        ])
+        .arg(dir.path())
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Poll while top watches: every other poll is empty.
+    let t = std::time::Instant::now();
+    let mut i = 0u32;
+    while t.elapsed() < std::time::Duration::from_millis(2500) {
+        p.note_poll(if i.is_multiple_of(2) { 0 } else { 32 });
+        i += 1;
+        if i.is_multiple_of(1000) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let out = top.wait_with_output().unwrap();
+    let _ = nf.kill();
+    let _ = nf.wait();
+    assert!(out.status.success());
+    let v: serde_json::Value =
+        serde_json::from_str(String::from_utf8_lossy(&out.stdout).lines().next().unwrap()).unwrap();
+    assert_eq!(v["nf"], "fw1");
+    assert_eq!(v["rings"], 1);
+    let busy = v["metrics"]["shim.busy_share"].as_f64().unwrap();
+    assert!((busy - 0.5).abs() < 0.01, "busy share {busy}");
+    assert!(v["metrics"]["shim.polls"].as_f64().unwrap() > 100.0);
+}
