@@ -8,7 +8,7 @@
 //! Rings are only opened to read their header counters; nothing is consumed.
 
 use anyhow::{bail, Context};
-use collector::ring::{Consumer, RingCounters, TrustPolicy, RING_SUFFIX};
+use collector::ring::{Observer, RingCounters, TrustPolicy, RING_SUFFIX};
 use collector::Direction;
 use nfmon::model::{ModelFile, Output};
 use nfmon::sampler::{Sampler, SamplerConfig};
@@ -54,7 +54,7 @@ struct Nf {
     name: String,
     pid: Option<u32>,
     sampler: Option<Sampler>,
-    rings: Vec<(PathBuf, Consumer)>,
+    rings: Vec<(PathBuf, Observer)>,
     last: Option<(Instant, Vec<RingCounters>)>,
     note: Option<String>,
     history: Vec<Row>,
@@ -71,7 +71,7 @@ fn scan_rings(dir: &Path, nfs: &mut BTreeMap<String, Nf>) -> anyhow::Result<()> 
         if nfs.values().any(|n| n.rings.iter().any(|(q, _)| q == &p)) {
             continue;
         }
-        match Consumer::open(&p, &trust) {
+        match Observer::open(&p, &trust) {
             Ok(c) => {
                 let id = c.identity().clone();
                 let key = format!("{}#{}", id.nf, id.pid);
@@ -97,7 +97,17 @@ fn ring_metrics(nf: &mut Nf, row: &mut Row) {
         return;
     }
     let now = Instant::now();
-    let cur: Vec<RingCounters> = nf.rings.iter().map(|(_, c)| c.counters()).collect();
+    // Observer reads the shared header without taking the consumer lock, so
+    // `top` never stalls a running dumper. A ring that turned invalid simply
+    // shows no ring metrics this refresh.
+    let Ok(cur) = nf
+        .rings
+        .iter()
+        .map(|(_, c)| c.counters())
+        .collect::<Result<Vec<RingCounters>, _>>()
+    else {
+        return;
+    };
     if let Some((t0, prev)) = &nf.last {
         let dt = now.duration_since(*t0).as_secs_f64().max(1e-9);
         let (mut rx_b, mut tx_b, mut polls, mut empty, mut lost) = (0.0, 0.0, 0.0, 0.0, 0.0);
