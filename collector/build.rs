@@ -37,8 +37,11 @@ fn main() {
         .flag_if_supported("-std=c11")
         .warnings(true)
         .extra_warnings(true)
-        .warnings_into_errors(true)
-        .cargo_warnings(false)
+        // Layout asserts (_Static_assert) and real errors fail the build; a
+        // warning from some other compiler version must not, so it is shown
+        // instead (the header is kept -Wall -Wextra clean by review).
+        .warnings_into_errors(false)
+        .cargo_warnings(true)
         .try_compile("microscope_ring_check");
     match result {
         Ok(()) => println!("cargo::rustc-cfg=ms_ring_c"),
