@@ -1,1 +1,652 @@
-//! # diagnose (being built)
+//! # diagnose — Microscope's offline engine
+//!
+//! Input: a [`tracefile::Trace`] (per-stream batch records with TSC
+//! timestamps, requested burst sizes, IPIDs and optional 5-tuples, clock
+//! anchors, loss windows, and usually the NF topology). Output: a
+//! [`Diagnosis`]: for every victim packet at every NF where it suffered, a
+//! ranked list of culprits (an NF's local processing or a traffic source's
+//! input, with the culprit flows), and the flat list of causal relations
+//! `<culprit packets, culprit location> → <victim packet, victim NF>: score`
+//! the aggregator consumes. The stages, one module each:
+//!
+//! 1. **Clock** ([`index`]): one least-squares [`collector::Calibration`]
+//!    per host over the anchors of all its streams; every batch timestamp
+//!    becomes nanoseconds. All observations go into flat, dense arrays
+//!    (CSR by stream and batch) — no per-packet allocation anywhere.
+//! 2. **DAG** ([`dag`]): from `TraceMeta::topology`, or inferred by IPID
+//!    matching between tx and rx streams, each edge with a confidence.
+//! 3. **Reconstruction** ([`reconstruct`], paper §5): every rx observation
+//!    is mapped to the same packet's tx at an immediate upstream neighbour
+//!    (IPID + DAG + bounded delay + FIFO order per link and per queue), and
+//!    every tx to the NF's own rx; journeys, paths and flows follow.
+//! 4. **Queuing periods** ([`queue`], §4.1): a batch smaller than requested
+//!    empties the queue; the period of a packet runs from the last emptying
+//!    to its arrival; eq. (1)–(2) give S_i and S_p with S_i + S_p = n_i − n_p.
+//! 5. **Victims** ([`victims`]): high latency (percentile or absolute), low
+//!    per-flow throughput, or lost; diagnosed only where locally abnormal.
+//! 6. **Propagation and recursion** ([`blame`], §4.2–4.3): timespan analysis
+//!    of PreSet over its DAG paths with the non-monotone rule and
+//!    proportional merge, then recursion into upstream NFs.
+//!
+//! Invariants: scores are never negative; per victim, culprit scores plus
+//! the unattributed remainder equal the queue length `n_i − n_p`; results
+//! do not depend on the number of threads (work is split by victim and
+//! merged in victim order).
+
+#![deny(unsafe_code)]
+
+pub mod blame;
+pub mod config;
+pub mod dag;
+pub mod index;
+pub mod output;
+pub mod progress;
+pub mod queue;
+pub mod reconstruct;
+pub mod victims;
+
+pub use config::{parse_duration_ns, parse_victims, Config, VictimRule};
+pub use dag::{Dag, DagEdge, DagNode, DagOrigin};
+pub use index::HostClock;
+pub use output::{
+    read_bin, read_jsonl, to_autofocus, write_bin, write_jsonl, CausalRelation, Culprit, Location,
+    PacketSlot, VictimDiagnosis,
+};
+pub use queue::{PeakRate, RateOrigin};
+pub use reconstruct::{MatchStats, ReconstructionStats};
+pub use victims::VictimStats;
+
+use blame::{Contrib, Engine, Scratch};
+use collector::Role;
+use index::{Index, NONE};
+use rayon::prelude::*;
+use reconstruct::Journeys;
+use serde::{Deserialize, Serialize};
+use tracefile::Trace;
+
+/// Engine errors.
+#[derive(Debug, thiserror::Error)]
+pub enum DiagnoseError {
+    #[error("invalid configuration: {0}")]
+    Config(String),
+    #[error("the topology in the trace metadata has a cycle")]
+    CyclicTopology,
+    #[error("trace too large: {count} {what} (limit 2^32-1)")]
+    TooLarge { what: &'static str, count: u64 },
+    #[error("NF {nf} has no usable peak rate (estimated {pps} pps); give one with peak_rates")]
+    NoPeakRate { nf: String, pps: f64 },
+    #[error("{name}: at offset {offset}: {reason}")]
+    Input {
+        name: String,
+        offset: u64,
+        reason: String,
+    },
+    #[error("thread pool: {0}")]
+    Threads(String),
+}
+
+/// Counters of the blame stage.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub struct EngineStats {
+    /// Periods where the NF dequeued more than r_f·T (peak rate too low).
+    pub clamped_periods: u64,
+    /// Victims with a branch stopped by the recursion cap.
+    pub truncated_victims: u64,
+    pub max_depth: usize,
+    /// Deepest culprit found.
+    pub deepest_culprit: u32,
+}
+
+/// Everything the engine found.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Diagnosis {
+    pub dag: Dag,
+    pub clocks: Vec<HostClock>,
+    pub reconstruction: ReconstructionStats,
+    pub peak_rates: Vec<PeakRate>,
+    pub victim_stats: VictimStats,
+    pub engine: EngineStats,
+    pub victims: Vec<VictimDiagnosis>,
+    pub relations: Vec<CausalRelation>,
+}
+
+impl Diagnosis {
+    /// The relations as autofocus input (see [`output::to_autofocus`]).
+    pub fn to_autofocus(&self) -> Vec<autofocus::Relation> {
+        output::to_autofocus(&self.relations)
+    }
+}
+
+/// Pipeline stages reported to a progress callback.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Reconstruct,
+    Victims,
+    Diagnose,
+}
+
+/// The reconstructed trace: clock, DAG, journeys. Useful on its own for
+/// accuracy measurements (`upstream`) and inspection.
+pub struct Reconstruction {
+    pub dag: Dag,
+    pub clocks: Vec<HostClock>,
+    pub(crate) ix: Index,
+    pub(crate) j: Journeys,
+    pub(crate) loss_ns: Vec<Vec<(i64, i64)>>,
+}
+
+impl Reconstruction {
+    pub fn stats(&self) -> &ReconstructionStats {
+        &self.j.stats
+    }
+
+    /// The upstream observation mapped to `slot` (for an rx slot: the
+    /// upstream tx; for a tx slot: the NF's own rx).
+    pub fn upstream(&self, slot: &PacketSlot) -> Option<PacketSlot> {
+        let o = self.ix.obs_of_slot(slot)?;
+        let p = self.j.prev[o as usize];
+        (p != NONE).then(|| self.ix.slot(p))
+    }
+
+    /// Every (rx slot, upstream tx slot) mapping across nodes.
+    pub fn links(&self) -> impl Iterator<Item = (PacketSlot, PacketSlot)> + '_ {
+        (0..self.ix.n_obs() as u32).filter_map(move |o| {
+            let s = self.ix.stream_of(o) as usize;
+            let p = self.j.prev[o as usize];
+            (self.ix.stream_dir[s] == collector::Direction::Rx && p != NONE)
+                .then(|| (self.ix.slot(o), self.ix.slot(p)))
+        })
+    }
+
+    /// Time of an observation in calibrated nanoseconds.
+    pub fn time_ns(&self, slot: &PacketSlot) -> Option<i64> {
+        self.ix.obs_of_slot(slot).map(|o| self.ix.time(o))
+    }
+
+    /// The 5-tuple of the packet observed at `slot`, when recorded anywhere
+    /// on its journey.
+    pub fn flow(&self, slot: &PacketSlot) -> Option<collector::FiveTuple> {
+        let o = self.ix.obs_of_slot(slot)?;
+        let t = self.j.pkt_tuple[self.j.obs_pkt[o as usize] as usize];
+        (t != NONE).then(|| self.j.tuples[t as usize])
+    }
+}
+
+/// Calibrates clocks, builds the DAG and reconstructs journeys.
+pub fn reconstruct(trace: &Trace, cfg: &Config) -> Result<Reconstruction, DiagnoseError> {
+    let p = prepare(trace, cfg)?;
+    Ok(finish(p, cfg))
+}
+
+/// [`reconstruct`] taking the trace by value: everything needed is copied
+/// into the dense index first and the trace is dropped before matching,
+/// which lowers peak memory.
+pub fn reconstruct_owned(trace: Trace, cfg: &Config) -> Result<Reconstruction, DiagnoseError> {
+    let p = prepare(&trace, cfg)?;
+    drop(trace);
+    Ok(finish(p, cfg))
+}
+
+struct Prepared {
+    dag: Dag,
+    clocks: Vec<HostClock>,
+    ix: Index,
+    tuples: reconstruct::TupleObs,
+    loss_ns: Vec<Vec<(i64, i64)>>,
+}
+
+fn prepare(trace: &Trace, cfg: &Config) -> Result<Prepared, DiagnoseError> {
+    validate(cfg)?;
+    let clocks = index::calibrate(trace, cfg.nominal_tsc_hz);
+    let (mut nodes, node_of) = dag::nodes_of(trace);
+    let from_topology = !cfg.infer_dag
+        && trace
+            .meta
+            .topology
+            .as_ref()
+            .is_some_and(|t| !t.edges.is_empty());
+    let mut edges = if from_topology {
+        dag::edges_from_topology(trace, &mut nodes)
+    } else {
+        Vec::new()
+    };
+    let ix = Index::build(trace, &clocks, &node_of)?;
+    let origin = if from_topology {
+        DagOrigin::Topology
+    } else {
+        edges = dag::infer_edges(&nodes, &ix, cfg.match_window_ns);
+        DagOrigin::Inferred {
+            window_ns: cfg.match_window_ns,
+            sampled_rx_per_node: dag::INFER_SAMPLES,
+        }
+    };
+    let topo_order = dag::topo_order(nodes.len(), &mut edges, !from_topology)?;
+    let dag = Dag {
+        nodes,
+        edges,
+        origin,
+        topo_order,
+    };
+    let tuples = reconstruct::collect_tuples(trace, &ix, &dag);
+    if std::env::var_os("MICROSCOPE_TIMING").is_some() {
+        eprintln!("index + DAG + tuples built");
+    }
+    let loss_ns = trace
+        .streams
+        .iter()
+        .map(|s| {
+            let cal = s
+                .info
+                .as_ref()
+                .and_then(|i| clocks.iter().find(|c| c.host == i.host))
+                .map(|c| c.calibration);
+            let conv = |t: u64| cal.map_or(t as i64, |c| c.to_ns(t).round() as i64);
+            s.loss_windows
+                .iter()
+                .map(|w| {
+                    (
+                        w.after_tsc.map_or(i64::MIN, conv),
+                        w.before_tsc.map_or(i64::MAX, conv),
+                    )
+                })
+                .collect()
+        })
+        .collect();
+    Ok(Prepared {
+        dag,
+        clocks,
+        ix,
+        tuples,
+        loss_ns,
+    })
+}
+
+fn finish(p: Prepared, cfg: &Config) -> Reconstruction {
+    let t0 = std::time::Instant::now();
+    let j = reconstruct::reconstruct(p.tuples, &p.ix, &p.dag, cfg.match_window_ns, cfg.slack_ns);
+    if std::env::var_os("MICROSCOPE_TIMING").is_some() {
+        eprintln!("matching + journeys {:.2}s", t0.elapsed().as_secs_f64());
+    }
+    Reconstruction {
+        dag: p.dag,
+        clocks: p.clocks,
+        ix: p.ix,
+        j,
+        loss_ns: p.loss_ns,
+    }
+}
+
+fn validate(cfg: &Config) -> Result<(), DiagnoseError> {
+    let bad = |m: &str| Err(DiagnoseError::Config(m.to_string()));
+    if cfg.victims.is_empty() {
+        return bad("no victim rule");
+    }
+    if cfg.match_window_ns <= 0 {
+        return bad("match_window_ns must be positive");
+    }
+    if cfg.slack_ns < 0 {
+        return bad("slack_ns must not be negative");
+    }
+    if cfg.history_ns <= 0 || cfg.history_bucket_ns <= 0 {
+        return bad("history_ns and history_bucket_ns must be positive");
+    }
+    if cfg.abnormal_sigma.is_nan() || cfg.abnormal_sigma < 0.0 {
+        return bad("abnormal_sigma must be >= 0");
+    }
+    if cfg.nominal_tsc_hz.is_nan() || cfg.nominal_tsc_hz <= 0.0 {
+        return bad("nominal_tsc_hz must be positive");
+    }
+    if cfg.threads == Some(0) {
+        return bad("threads must be at least 1");
+    }
+    for (k, r) in &cfg.peak_rates {
+        if !(r.is_finite() && *r > 0.0) {
+            return Err(DiagnoseError::Config(format!(
+                "peak rate for {k} must be positive"
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// Runs the whole engine.
+pub fn run(trace: &Trace, cfg: &Config) -> Result<Diagnosis, DiagnoseError> {
+    run_with_progress(trace, cfg, &|_, _, _| {})
+}
+
+/// [`run`] with a progress callback `(stage, done, total)`.
+pub fn run_with_progress(
+    trace: &Trace,
+    cfg: &Config,
+    progress: &(dyn Fn(Stage, u64, u64) + Sync),
+) -> Result<Diagnosis, DiagnoseError> {
+    validate(cfg)?;
+    match cfg.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| DiagnoseError::Threads(e.to_string()))?
+            .install(|| run_inner(trace, cfg, progress)),
+        None => run_inner(trace, cfg, progress),
+    }
+}
+
+/// [`run_with_progress`] taking the trace by value (dropped once indexed,
+/// lowering peak memory).
+pub fn run_owned_with_progress(
+    trace: Trace,
+    cfg: &Config,
+    progress: &(dyn Fn(Stage, u64, u64) + Sync),
+) -> Result<Diagnosis, DiagnoseError> {
+    validate(cfg)?;
+    let go = move || {
+        progress(Stage::Reconstruct, 0, 1);
+        let rec = reconstruct_owned(trace, cfg)?;
+        progress(Stage::Reconstruct, 1, 1);
+        diagnose_reconstructed(&rec, cfg, progress)
+    };
+    match cfg.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| DiagnoseError::Threads(e.to_string()))?
+            .install(go),
+        None => go(),
+    }
+}
+
+fn run_inner(
+    trace: &Trace,
+    cfg: &Config,
+    progress: &(dyn Fn(Stage, u64, u64) + Sync),
+) -> Result<Diagnosis, DiagnoseError> {
+    progress(Stage::Reconstruct, 0, 1);
+    let rec = reconstruct(trace, cfg)?;
+    progress(Stage::Reconstruct, 1, 1);
+    diagnose_reconstructed(&rec, cfg, progress)
+}
+
+/// Diagnoses an already reconstructed trace.
+pub fn diagnose_reconstructed(
+    rec: &Reconstruction,
+    cfg: &Config,
+    progress: &(dyn Fn(Stage, u64, u64) + Sync),
+) -> Result<Diagnosis, DiagnoseError> {
+    let (ix, j, dag) = (&rec.ix, &rec.j, &rec.dag);
+    let peak = queue::peak_rates(dag, ix, &cfg.peak_rates);
+    for (n, p) in dag.nodes.iter().zip(&peak) {
+        if n.role == Role::Nf && !n.rx_streams.is_empty() && !(p.pps.is_finite() && p.pps > 0.0) {
+            return Err(DiagnoseError::NoPeakRate {
+                nf: n.name.clone(),
+                pps: p.pps,
+            });
+        }
+    }
+    let rates: Vec<f64> = peak.iter().map(|p| p.pps).collect();
+    let empties = queue::emptying_batches(ix);
+    progress(Stage::Victims, 0, 1);
+    let (targets, victim_stats) = victims::select(ix, j, dag, cfg, &empties, &rates, &rec.loss_ns);
+    progress(Stage::Victims, 1, 1);
+    let engine = Engine {
+        ix,
+        j,
+        dag,
+        rates: &rates,
+        empties: &empties,
+        cfg,
+    };
+    let total = targets.len() as u64;
+    let done = std::sync::atomic::AtomicU64::new(0);
+    let n_paths = j.paths.len();
+    // Victims in one queuing period share a growing PreSet: group them by
+    // (queue, period start) in dequeue order and extend one accumulator.
+    let periods: Vec<queue::Period> = targets
+        .par_iter()
+        .map(|vt| engine.period(vt.node, vt.target))
+        .collect();
+    let mut keyed: Vec<(u32, u32, u32, u8, usize)> = targets
+        .iter()
+        .zip(&periods)
+        .enumerate()
+        .map(|(i, (vt, p))| {
+            let lost = matches!(vt.target, queue::Target::Lost { .. }) as u8;
+            (p.stream, p.start, p.end, lost, i)
+        })
+        .collect();
+    keyed.sort_unstable();
+    let mut groups: Vec<Vec<usize>> = Vec::new();
+    for (k, e) in keyed.iter().enumerate() {
+        let same = k > 0 && {
+            let pr = &keyed[k - 1];
+            (pr.0, pr.1) == (e.0, e.1)
+        };
+        if same {
+            groups.last_mut().expect("previous group").push(e.4);
+        } else {
+            groups.push(vec![e.4]);
+        }
+    }
+    let mut results: Vec<Option<(VictimDiagnosis, bool)>> = vec![None; targets.len()];
+    let per_group: Vec<Vec<(usize, VictimDiagnosis, bool)>> = groups
+        .par_iter()
+        .map_init(
+            || Scratch::new(n_paths),
+            |sc, g| {
+                let mut st = blame::PreSetAcc::new(n_paths, periods[g[0]].start);
+                g.iter()
+                    .map(|&i| {
+                        let vt = &targets[i];
+                        let ex = engine.explain_with(vt.node, periods[i].clone(), &mut st, 0, sc);
+                        let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
+                        if d.is_multiple_of(1024) || d == total {
+                            progress(Stage::Diagnose, d, total);
+                        }
+                        let clamped = ex.period.clamped;
+                        (i, to_victim(rec, vt, ex, cfg.max_flows), clamped)
+                    })
+                    .collect()
+            },
+        )
+        .collect();
+    for g in per_group {
+        for (i, v, c) in g {
+            results[i] = Some((v, c));
+        }
+    }
+    let victims: Vec<(VictimDiagnosis, bool)> = results.into_iter().flatten().collect();
+    let mut stats = EngineStats {
+        max_depth: cfg.max_depth,
+        ..Default::default()
+    };
+    let mut out = Vec::with_capacity(victims.len());
+    for (v, clamped) in victims {
+        stats.clamped_periods += clamped as u64;
+        stats.truncated_victims += v.truncated as u64;
+        stats.deepest_culprit = stats
+            .deepest_culprit
+            .max(v.ranked.iter().map(|c| c.depth).max().unwrap_or(0));
+        out.push(v);
+    }
+    let relations = relations_of(dag, &out);
+    Ok(Diagnosis {
+        dag: dag.clone(),
+        clocks: rec.clocks.clone(),
+        reconstruction: j.stats.clone(),
+        peak_rates: peak,
+        victim_stats,
+        engine: stats,
+        victims: out,
+        relations,
+    })
+}
+
+/// Diagnoses the given rx slots at their NF, whatever their latency (for
+/// tests, evaluation and drill-down). Slots that are not rx observations at
+/// an NF are skipped.
+pub fn diagnose_slots(
+    rec: &Reconstruction,
+    cfg: &Config,
+    slots: &[PacketSlot],
+) -> Result<Vec<VictimDiagnosis>, DiagnoseError> {
+    validate(cfg)?;
+    let (ix, j, dag) = (&rec.ix, &rec.j, &rec.dag);
+    let peak = queue::peak_rates(dag, ix, &cfg.peak_rates);
+    let rates: Vec<f64> = peak.iter().map(|p| p.pps).collect();
+    let empties = queue::emptying_batches(ix);
+    let engine = Engine {
+        ix,
+        j,
+        dag,
+        rates: &rates,
+        empties: &empties,
+        cfg,
+    };
+    let mut sc = Scratch::new(j.paths.len());
+    let mut out = Vec::new();
+    for slot in slots {
+        let Some(o) = ix.obs_of_slot(slot) else {
+            continue;
+        };
+        let n = ix.node_of_obs(o);
+        if n == NONE
+            || dag.nodes[n as usize].role != Role::Nf
+            || ix.stream_dir[ix.stream_of(o) as usize] != collector::Direction::Rx
+            || rates[n as usize].is_nan()
+            || rates[n as usize] <= 0.0
+        {
+            continue;
+        }
+        let pkt = j.obs_pkt[o as usize];
+        let p = j.prev[o as usize];
+        let vt = victims::VictimTarget {
+            node: n,
+            target: queue::Target::Received(o),
+            slot_obs: o,
+            pkt,
+            latency_ns: f64::NAN,
+            local_delay_ns: if p != NONE {
+                (ix.time(o) - ix.time(p)) as f64
+            } else {
+                0.0
+            },
+            lost: false,
+        };
+        let ex = engine.explain(n, vt.target, 0, &mut sc);
+        out.push(to_victim(rec, &vt, ex, cfg.max_flows));
+    }
+    Ok(out)
+}
+
+fn to_victim(
+    rec: &Reconstruction,
+    vt: &victims::VictimTarget,
+    ex: blame::Explanation,
+    max_flows: usize,
+) -> VictimDiagnosis {
+    let (ix, j, dag) = (&rec.ix, &rec.j, &rec.dag);
+    let p = &ex.period;
+    // Merge contributions per location.
+    let mut merged: Vec<(u32, bool, Vec<Contrib>)> = Vec::new();
+    for c in ex.contribs {
+        match merged.iter_mut().find(|m| m.0 == c.node && m.1 == c.source) {
+            Some(m) => m.2.push(c),
+            None => merged.push((c.node, c.source, vec![c])),
+        }
+    }
+    let mut ranked: Vec<Culprit> = merged
+        .into_iter()
+        .map(|(node, source, cs)| {
+            let name = dag.nodes[node as usize].name.clone();
+            let score: f64 = cs.iter().map(|c| c.score).sum();
+            let gap = if score > 0.0 {
+                cs.iter()
+                    .map(|c| c.score * (p.t - c.t_culprit) as f64)
+                    .sum::<f64>()
+                    / score
+            } else {
+                0.0
+            };
+            let flows = blame::fold_flows(
+                cs.iter().flat_map(|c| c.flows.iter().copied()).collect(),
+                usize::MAX,
+            );
+            Culprit {
+                location: if source {
+                    Location::Source(name)
+                } else {
+                    Location::Nf(name)
+                },
+                score,
+                flows: flows
+                    .into_iter()
+                    .take(max_flows)
+                    .map(|(t, s)| (j.tuples[t as usize], s))
+                    .collect(),
+                gap_ns: gap,
+                packets: cs.iter().map(|c| c.packets).sum(),
+                first_ns: cs.iter().map(|c| c.first_ns).min().unwrap_or(0),
+                last_ns: cs.iter().map(|c| c.last_ns).max().unwrap_or(0),
+                depth: cs.iter().map(|c| c.depth).min().unwrap_or(0),
+            }
+        })
+        .collect();
+    ranked.sort_by(|a, b| {
+        b.score
+            .total_cmp(&a.score)
+            .then(a.location.cmp(&b.location))
+    });
+    let tup = j.pkt_tuple[vt.pkt as usize];
+    VictimDiagnosis {
+        slot: ix.slot(vt.slot_obs),
+        nf: dag.nodes[vt.node as usize].name.clone(),
+        flow: (tup != NONE).then(|| j.tuples[tup as usize]),
+        latency_ns: if vt.latency_ns.is_nan() {
+            0.0
+        } else {
+            vt.latency_ns
+        },
+        local_delay_ns: vt.local_delay_ns,
+        lost: vt.lost,
+        arrival_ns: p.t,
+        period_ns: p.t - p.tau,
+        n_i: p.n_i,
+        n_p: p.n_p,
+        s_i: p.s_i,
+        s_p: p.s_p,
+        ranked,
+        unattributed: ex.unattributed,
+        truncated: ex.truncated,
+    }
+}
+
+fn relations_of(dag: &Dag, victims: &[VictimDiagnosis]) -> Vec<CausalRelation> {
+    let nf_type = |name: &str| {
+        dag.node_index(name)
+            .map(|i| dag.nodes[i].nf_type.clone())
+            .unwrap_or_default()
+    };
+    let mut out = Vec::new();
+    for v in victims {
+        let vt = nf_type(&v.nf);
+        for c in &v.ranked {
+            out.push(CausalRelation {
+                culprit: c.location.clone(),
+                culprit_packets: c.packets,
+                culprit_first_ns: c.first_ns,
+                culprit_last_ns: c.last_ns,
+                culprit_flows: c.flows.clone(),
+                culprit_nf_type: match &c.location {
+                    Location::Source(_) => "source".into(),
+                    Location::Nf(n) => nf_type(n),
+                },
+                victim: v.slot,
+                victim_nf: v.nf.clone(),
+                victim_nf_type: vt.clone(),
+                victim_flow: v.flow,
+                score: c.score,
+                gap_ns: c.gap_ns,
+            });
+        }
+    }
+    out
+}

@@ -1,0 +1,161 @@
+//! Scale benchmark: simulate a scenario (in a child process, so its memory
+//! does not count), then load + reconstruct + diagnose every victim and
+//! print a table of wall time, packet-hops per second and peak RSS per
+//! stage, plus reconstruction accuracy against the simulator's truth.
+//!
+//! `cargo bench -p diagnose --bench diagnose_scale -- [SCENARIO] [DURATION] [THREADS]`
+//! (defaults: paper-moderate, the scenario's duration, 2 threads).
+
+use diagnose::{Config, PacketSlot};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+use testbeds::scenario::Scenario;
+
+fn peak_rss_mb() -> f64 {
+    let s = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+    s.lines()
+        .find(|l| l.starts_with("VmHWM:"))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse::<f64>().ok())
+        .map_or(f64::NAN, |kb| kb / 1024.0)
+}
+
+fn simulate_child(scenario: &str, duration: Option<&str>, dir: &Path) {
+    let mut sc = Scenario::by_name_or_path(scenario).expect("scenario");
+    if let Some(d) = duration {
+        sc.set("duration", d).expect("duration");
+    }
+    testbeds::sim::simulate_to_dir(&sc, dir).expect("simulate");
+}
+
+fn main() {
+    let args: Vec<String> = std::env::args()
+        .skip(1)
+        .filter(|a| a != "--bench")
+        .collect();
+    if args.first().map(String::as_str) == Some("--simulate-only") {
+        simulate_child(
+            &args[1],
+            args.get(3).map(String::as_str),
+            Path::new(&args[2]),
+        );
+        return;
+    }
+    let scenario = args
+        .first()
+        .cloned()
+        .unwrap_or_else(|| "paper-moderate".into());
+    let duration = args.get(1).cloned();
+    let threads: usize = args.get(2).and_then(|t| t.parse().ok()).unwrap_or(2);
+    let dir: PathBuf = std::env::temp_dir().join(format!(
+        "microscope-diagnose-bench-{scenario}-{}",
+        duration.clone().unwrap_or_else(|| "default".into())
+    ));
+    if !dir.join("trace.bin").exists() || !dir.join("truth.json").exists() {
+        let t = Instant::now();
+        let mut cmd = std::process::Command::new(std::env::current_exe().expect("exe"));
+        cmd.arg("--simulate-only").arg(&scenario).arg(&dir);
+        if let Some(d) = &duration {
+            cmd.arg(d);
+        }
+        let st = cmd.status().expect("spawn simulator");
+        assert!(st.success(), "simulation failed");
+        eprintln!("simulated {scenario} in {:.1} s", t.elapsed().as_secs_f64());
+    }
+
+    let cfg = Config {
+        threads: Some(threads),
+        ..Config::default()
+    };
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(threads)
+        .build()
+        .expect("pool");
+    let wall = Instant::now();
+    let t = Instant::now();
+    let trace = tracefile::read_trace(&dir.join("trace.bin"), tracefile::ReadMode::Strict)
+        .expect("read trace");
+    let t_load = t.elapsed().as_secs_f64();
+    let rss_load = peak_rss_mb();
+    let t = Instant::now();
+    let rec = pool
+        .install(|| diagnose::reconstruct(&trace, &cfg))
+        .expect("reconstruct");
+    let t_rec = t.elapsed().as_secs_f64();
+    let rss_rec = peak_rss_mb();
+    let t = Instant::now();
+    let d = pool
+        .install(|| diagnose::diagnose_reconstructed(&rec, &cfg, &|_, _, _| {}))
+        .expect("diagnose");
+    let t_diag = t.elapsed().as_secs_f64();
+    let rss_diag = peak_rss_mb();
+    let total = wall.elapsed().as_secs_f64();
+
+    let obs = rec.stats().observations as f64;
+    let hops = rec.stats().links.down as f64;
+    let pre: u64 = d.victims.iter().map(|v| v.n_i as u64).sum();
+    println!(
+        "scenario {scenario}, duration {}, {threads} threads",
+        duration.as_deref().unwrap_or("default")
+    );
+    println!(
+        "{:<14} {:>9} {:>16} {:>12}",
+        "stage", "wall s", "packet-hops/s", "peak RSS MB"
+    );
+    println!(
+        "{:<14} {:>9.2} {:>16.3e} {:>12.0}",
+        "load",
+        t_load,
+        obs / t_load,
+        rss_load
+    );
+    println!(
+        "{:<14} {:>9.2} {:>16.3e} {:>12.0}",
+        "reconstruct",
+        t_rec,
+        obs / t_rec,
+        rss_rec
+    );
+    println!(
+        "{:<14} {:>9.2} {:>16.3e} {:>12.0}",
+        "diagnose",
+        t_diag,
+        pre as f64 / t_diag,
+        rss_diag
+    );
+    println!(
+        "{:<14} {:>9.2} {:>16} {:>12.0}",
+        "total", total, "", rss_diag
+    );
+    println!(
+        "observations {obs:.0}, rx packet-hops {hops:.0}, victims diagnosed {} (PreSet packets {pre}), relations {}",
+        d.victims.len(),
+        d.relations.len()
+    );
+    println!("(diagnose rate = PreSet packets analysed per second at the victim NF)");
+
+    // Accuracy against ground truth (after timing; not counted).
+    let truth = testbeds::truth::Truth::load(&dir).expect("truth");
+    let pairs = truth.true_upstream_pairs();
+    let ok = pairs
+        .iter()
+        .filter(|(rx, up)| {
+            let rx = PacketSlot {
+                stream: rx.stream,
+                seq: rx.seq,
+                idx: rx.idx,
+            };
+            rec.upstream(&rx)
+                == Some(PacketSlot {
+                    stream: up.stream,
+                    seq: up.seq,
+                    idx: up.idx,
+                })
+        })
+        .count();
+    println!(
+        "reconstruction accuracy: {ok}/{} packet-hops = {:.4}%",
+        pairs.len(),
+        100.0 * ok as f64 / pairs.len().max(1) as f64
+    );
+}

@@ -1,0 +1,202 @@
+//! Hand-computed cases with exact expected scores (paper §4.1–§4.3).
+mod common;
+
+use common::*;
+use diagnose::blame::split_scores;
+use diagnose::{diagnose_slots, reconstruct, Config, Location, PacketSlot, VictimDiagnosis};
+
+fn diag(b: &Built, nf: usize, pkt: usize) -> VictimDiagnosis {
+    let cfg = Config::default();
+    let rec = reconstruct(&b.trace, &cfg).unwrap();
+    let (seq, idx) = b.rx_slot[nf][pkt].expect("packet dequeued");
+    let slot = PacketSlot {
+        stream: b.nf_streams[nf].0,
+        seq,
+        idx,
+    };
+    let mut v = diagnose_slots(&rec, &cfg, &[slot]).unwrap();
+    assert_eq!(v.len(), 1);
+    v.remove(0)
+}
+
+fn close(a: f64, b: f64) -> bool {
+    (a - b).abs() < 1e-6
+}
+
+/// src → A (1 Mpps); packets every 2 µs; A stalls in [100 µs, 200 µs).
+/// Victim: the packet arriving at 150 µs. The queue emptied at 98 µs; the
+/// period starts with the arrival at 100 µs: T = 50 µs, r·T = 50,
+/// n_i = 25 (arrivals 100..148 µs), n_p = 0 → S_i = 0, S_p = 25, all blame
+/// on A's local processing.
+#[test]
+fn single_nf_stalled_blames_local_processing() {
+    let m = Model {
+        sources: vec!["src".into()],
+        nfs: vec![Nf {
+            name: "A".into(),
+            rate_pps: 1e6,
+            stalls: vec![(100_000, 200_000)],
+        }],
+        pkts: periodic(0, 400_000, 2_000, 0, &[0], 1, 0),
+    };
+    let b = build(&m);
+    let v = diag(&b, 0, 75);
+    assert_eq!(v.arrival_ns, 150_000);
+    assert_eq!((v.n_i, v.n_p, v.period_ns), (25, 0, 50_000));
+    assert!(close(v.s_i, 0.0) && close(v.s_p, 25.0), "{v:?}");
+    assert_eq!(v.ranked.len(), 1);
+    assert_eq!(v.ranked[0].location, Location::Nf("A".into()));
+    assert!(close(v.ranked[0].score, 25.0));
+    // Nothing was processed in T: the culprit packets are the 25 waiting.
+    assert_eq!(v.ranked[0].packets, 25);
+}
+
+fn burst_model(with_b: bool) -> Model {
+    // Regular flow 0 every 4 µs from 2 µs; flow 9 bursts 64 packets at 100 µs.
+    let route: Vec<usize> = if with_b { vec![0, 1] } else { vec![0] };
+    let mut pkts = periodic(2_000, 400_000, 4_000, 0, &route, 1, 0);
+    for k in 0..64u16 {
+        pkts.push(Pkt {
+            t: 100_000,
+            src: 0,
+            route: route.clone(),
+            ipid: 1000 + k,
+            tuple: tuple(9),
+        });
+    }
+    let mut nfs = vec![Nf {
+        name: "A".into(),
+        rate_pps: 1e6,
+        stalls: vec![],
+    }];
+    if with_b {
+        nfs.push(Nf {
+            name: "B".into(),
+            rate_pps: 1e6,
+            stalls: vec![],
+        });
+    }
+    Model {
+        sources: vec!["src".into()],
+        nfs,
+        pkts,
+    }
+}
+
+/// Victim at A: the regular packet arriving at 130 µs (index 32). PreSet:
+/// the 64 burst packets + 7 regulars (102..126 µs) = 71; T = 30 µs from the
+/// burst's arrival; A dequeued 32 at 100 µs (> r·T = 30: clamp) →
+/// S_i = 71 − 32 = 39, S_p = 0. One path [src], source timespan 26 µs,
+/// T_exp = 71 µs, T_f = 26 µs → the source gets all 39, split by flow
+/// 64:7 between the burst flow and the regular flow.
+#[test]
+fn source_burst_blames_the_source() {
+    let b = build(&burst_model(false));
+    let v = diag(&b, 0, 32);
+    assert_eq!(v.arrival_ns, 130_000);
+    assert_eq!((v.n_i, v.n_p, v.period_ns), (71, 32, 30_000));
+    assert!(close(v.s_i, 39.0) && close(v.s_p, 0.0), "{v:?}");
+    assert_eq!(v.ranked.len(), 1);
+    assert_eq!(v.ranked[0].location, Location::Source("src".into()));
+    assert!(close(v.ranked[0].score, 39.0));
+    let f = &v.ranked[0].flows;
+    assert_eq!(f[0].0, tuple(9));
+    assert!(close(f[0].1, 39.0 * 64.0 / 71.0));
+    assert!(close(f[1].1, 39.0 * 7.0 / 71.0));
+}
+
+/// Chain src → A → B (both 1 Mpps). A forwards the burst as two 32-packet
+/// batches (132, 164 µs) then 16 regulars at 180 µs. Victim at B: the 6th
+/// packet of the 180 µs batch (regular sent at 122 µs, index 30). B's
+/// period starts at 132 µs: T = 48 µs, n_i = 69, n_p = 64 (> r·T = 48,
+/// clamp) → S_i = 5, S_p = 0. Path [src, A]: source timespan 100→118 µs =
+/// 18 µs, A timespan 132→180 µs = 48 µs: A *widened* the timespan, so by
+/// the non-monotone rule A gets 0 and the source gets the effective
+/// reduction T_exp − T_A = 69 − 48 = 21 µs of the total 21 µs: all 5.
+#[test]
+fn burst_through_a_chain_blames_the_source_non_monotone() {
+    let b = build(&burst_model(true));
+    let v = diag(&b, 1, 30);
+    assert_eq!(v.arrival_ns, 180_000);
+    assert_eq!((v.n_i, v.n_p, v.period_ns), (69, 64, 48_000));
+    assert!(close(v.s_i, 5.0) && close(v.s_p, 0.0), "{v:?}");
+    assert_eq!(v.ranked.len(), 1, "{:?}", v.ranked);
+    assert_eq!(v.ranked[0].location, Location::Source("src".into()));
+    assert!(close(v.ranked[0].score, 5.0));
+}
+
+/// Paper Fig. 2 / Fig. 8: src1 → NAT → VPN and src2 (flow A) → VPN. The NAT
+/// is interrupted for 200 µs, then drains its queue at peak rate: a burst
+/// at the VPN. A flow-A victim at the VPN is blamed, through recursion into
+/// the NAT at the arrival of PreSet's first packet there, on the NAT's
+/// local processing.
+#[test]
+fn fig2_interrupt_upstream_blamed_by_recursion() {
+    let mut pkts = periodic(0, 600_000, 2_000, 0, &[0, 1], 1, 1);
+    pkts.extend(periodic(1_000, 600_000, 4_000, 1, &[1], 30_000, 2));
+    let m = Model {
+        sources: vec!["src1".into(), "src2".into()],
+        nfs: vec![
+            Nf {
+                name: "nat".into(),
+                rate_pps: 1e6,
+                stalls: vec![(100_000, 300_000)],
+            },
+            Nf {
+                name: "vpn".into(),
+                rate_pps: 1e6,
+                stalls: vec![],
+            },
+        ],
+        pkts,
+    };
+    let b = build(&m);
+    // Flow-A packet sent at 341 µs (index 300 + 85 = 385).
+    let idx = 300 + 85;
+    assert_eq!(m.pkts[idx].t, 341_000);
+    let v = diag(&b, 1, idx);
+    assert!(v.s_i > 0.0, "{v:?}");
+    let total: f64 = v.ranked.iter().map(|c| c.score).sum::<f64>() + v.unattributed;
+    assert!(close(total, v.queue_len() as f64));
+    assert_eq!(
+        v.ranked[0].location,
+        Location::Nf("nat".into()),
+        "{:?}",
+        v.ranked
+    );
+    assert_eq!(v.ranked[0].depth, 1, "found by recursion");
+    // The culprit NAT packets are flow-1 packets processed in its period.
+    assert_eq!(v.ranked[0].flows[0].0, tuple(1));
+    assert!(v.ranked[0].gap_ns > 0.0);
+}
+
+/// §4.2 chain with a widening hop: timespans src 40, A 10, B 30, C 5;
+/// T_exp = 100, T_f = 5, S_i = 95 → source 60, A 10 (= T_src − T_B), B 0,
+/// C 25.
+#[test]
+fn non_monotone_rule() {
+    let (s, rest) = split_scores(100.0, 5.0, 95.0, &[vec![40.0, 10.0, 30.0, 5.0]]);
+    assert_eq!(rest, 0.0);
+    let want = [60.0, 10.0, 0.0, 25.0];
+    for (a, b) in s[0].iter().zip(want) {
+        assert!(close(*a, b), "{s:?}");
+    }
+}
+
+/// DAG merge: two paths whose raw scores sum to 3·S_i are scaled down.
+/// T_exp = 100, T_f = 50 (D = 50), S_i = 30. Path 1 [src 80, X 20]: raw
+/// 20/50, 60/50 of S_i; path 2 [src 90, Y 30]: 10/50, 60/50. Sum 150/50 =
+/// 3·S_i → ×1/3: src 4 + 2, X 12, Y 12; total 30.
+#[test]
+fn dag_merge_scales_down() {
+    let (s, rest) = split_scores(100.0, 50.0, 30.0, &[vec![80.0, 20.0], vec![90.0, 30.0]]);
+    assert_eq!(rest, 0.0);
+    let want = [[4.0, 12.0], [2.0, 12.0]];
+    for k in 0..2 {
+        for h in 0..2 {
+            assert!(close(s[k][h], want[k][h]), "{s:?}");
+        }
+    }
+    let sum: f64 = s.iter().flatten().sum();
+    assert!(close(sum, 30.0));
+}
