@@ -1,0 +1,355 @@
+//! Fault injection for the real chain, and the ground truth it produces.
+//!
+//! `--inject` syntax, times relative to the start of traffic:
+//! - `burst:at=3s,packets=2000,flows=5` — the generator sends `packets`
+//!   extra packets of `flows` new flows back to back.
+//! - `stall:nf=nat1,at=5s,for=800us` — the NF stops polling for `for`.
+//! - `bug:nf=fw1,at=2s,for=1s,flows=3,cycles=40000` — a firewall spends
+//!   `cycles` extra TSC cycles on each packet of `flows` existing flows
+//!   (ranks 2.. of the traffic's popularity) while active.
+//!
+//! Times take `ns`, `us`, `ms` or `s`. The truth file (`truth.json`) lists
+//! each injection as a fault with absolute `CLOCK_MONOTONIC` nanoseconds —
+//! the clock the shim's anchors pair with the TSC, so a trace's calibrated
+//! times and the truth's times are directly comparable.
+
+use crate::topology::{Kind, Topology};
+use crate::traffic;
+use collector::FiveTuple;
+use rand::SeedableRng;
+use rand_chacha::ChaCha8Rng;
+use serde::{Deserialize, Serialize};
+
+/// Parses `500us`, `3s`, `1.5ms`, `200ns` into nanoseconds.
+pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let split = s
+        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
+        .unwrap_or(s.len());
+    let (num, unit) = s.split_at(split);
+    let v: f64 = num
+        .parse()
+        .map_err(|_| format!("bad duration \"{s}\": expected a number then ns/us/ms/s"))?;
+    let mul = match unit {
+        "ns" => 1.0,
+        "us" | "µs" => 1e3,
+        "ms" => 1e6,
+        "s" => 1e9,
+        _ => {
+            return Err(format!(
+                "bad duration \"{s}\": unit must be ns, us, ms or s"
+            ))
+        }
+    };
+    let ns = v * mul;
+    if !ns.is_finite() || !(0.0..=1e15).contains(&ns) {
+        return Err(format!("duration \"{s}\" out of range"));
+    }
+    Ok(ns.round() as u64)
+}
+
+/// One injection, times relative to the start of traffic.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase")]
+pub enum Injection {
+    Burst {
+        at_ns: u64,
+        packets: u64,
+        flows: u32,
+    },
+    Stall {
+        nf: String,
+        at_ns: u64,
+        for_ns: u64,
+    },
+    Bug {
+        nf: String,
+        at_ns: u64,
+        for_ns: u64,
+        flows: u32,
+        cycles: u64,
+    },
+}
+
+impl Injection {
+    /// Parses the `--inject` syntax (module docs).
+    pub fn parse(s: &str) -> Result<Injection, String> {
+        let (kind, rest) = s
+            .split_once(':')
+            .ok_or_else(|| format!("--inject \"{s}\": expected KIND:key=value,..."))?;
+        let mut kv = std::collections::HashMap::new();
+        for part in rest.split(',').filter(|p| !p.is_empty()) {
+            let (k, v) = part
+                .split_once('=')
+                .ok_or_else(|| format!("--inject \"{s}\": \"{part}\" is not key=value"))?;
+            kv.insert(k.trim(), v.trim());
+        }
+        let get = |k: &str| {
+            kv.get(k)
+                .copied()
+                .ok_or_else(|| format!("--inject \"{s}\": missing {k}="))
+        };
+        let num = |k: &str| -> Result<u64, String> {
+            get(k)?
+                .parse()
+                .map_err(|_| format!("--inject \"{s}\": {k} must be a whole number"))
+        };
+        let dur =
+            |k: &str| parse_duration_ns(get(k)?).map_err(|e| format!("--inject \"{s}\": {e}"));
+        let inj = match kind {
+            "burst" => Injection::Burst {
+                at_ns: dur("at")?,
+                packets: num("packets")?,
+                flows: num("flows")? as u32,
+            },
+            "stall" => Injection::Stall {
+                nf: get("nf")?.to_string(),
+                at_ns: dur("at")?,
+                for_ns: dur("for")?,
+            },
+            "bug" => Injection::Bug {
+                nf: get("nf")?.to_string(),
+                at_ns: dur("at")?,
+                for_ns: dur("for")?,
+                flows: num("flows")? as u32,
+                cycles: num("cycles")?,
+            },
+            other => {
+                return Err(format!(
+                    "--inject \"{s}\": unknown kind \"{other}\" (burst, stall or bug)"
+                ))
+            }
+        };
+        let allowed: &[&str] = match kind {
+            "burst" => &["at", "packets", "flows"],
+            "stall" => &["nf", "at", "for"],
+            _ => &["nf", "at", "for", "flows", "cycles"],
+        };
+        if let Some(k) = kv.keys().find(|k| !allowed.contains(k)) {
+            return Err(format!("--inject \"{s}\": unknown key \"{k}\""));
+        }
+        if let Injection::Burst { flows: 0, .. } | Injection::Bug { flows: 0, .. } = inj {
+            return Err(format!("--inject \"{s}\": flows must be at least 1"));
+        }
+        Ok(inj)
+    }
+
+    /// Checks the injection against the topology (NF exists, bugs only on
+    /// firewalls).
+    pub fn check(&self, topo: &Topology) -> Result<(), String> {
+        match self {
+            Injection::Burst { .. } => Ok(()),
+            Injection::Stall { nf, .. } => match topo.node(nf) {
+                Some(n) if n.kind != Kind::Gen && n.kind != Kind::Sink => Ok(()),
+                Some(_) => Err(format!("stall: {nf} is not an NF (gen/sink cannot stall)")),
+                None => Err(format!("stall: no NF named {nf}")),
+            },
+            Injection::Bug { nf, .. } => match topo.node(nf) {
+                Some(n) if n.kind == Kind::Firewall => Ok(()),
+                Some(_) => Err(format!("bug: {nf} is not a firewall")),
+                None => Err(format!("bug: no NF named {nf}")),
+            },
+        }
+    }
+}
+
+/// Number of scheduled packets in the generator's synthetic mix (both the
+/// generator and the orchestrator derive flows from it).
+pub const SCHEDULE_LEN: usize = 1 << 16;
+
+/// The flows a burst injection sends: new flows (source addresses in
+/// 172.16.0.0/12, outside the base mix), derived from the traffic seed and
+/// the injection's index.
+pub fn burst_flows(seed: u64, index: usize, flows: u32) -> Vec<FiveTuple> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0xb0b0_0000 ^ index as u64);
+    (0..flows)
+        .map(|i| {
+            let mut t = traffic::random_tuple(&mut rng, 50_000 + i);
+            t.src_ip = 0xac10_0000 | (t.src_ip & 0x000f_ffff);
+            t
+        })
+        .collect()
+}
+
+/// The flows a bug injection slows: popularity ranks 2.. of the synthetic
+/// mix (rank 0 and 1 would slow most of the traffic).
+pub fn bug_flows(traffic_flows: usize, seed: u64, flows: u32) -> Vec<FiveTuple> {
+    let t = traffic::synthetic(traffic_flows, 1, seed);
+    t.frames
+        .iter()
+        .skip(2)
+        .take(flows as usize)
+        .filter_map(|f| crate::packet::parse(f).map(|p| p.tuple))
+        .collect()
+}
+
+/// One injected fault with absolute times (ground truth).
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Fault {
+    pub id: u32,
+    /// `burst`, `interrupt` or `bug` (the simulator's vocabulary).
+    pub kind: String,
+    /// The NF at fault (`None` for bursts, whose culprit is the source).
+    pub nf: Option<String>,
+    pub flows: Vec<FiveTuple>,
+    /// CLOCK_MONOTONIC nanoseconds.
+    pub start_ns: u64,
+    pub end_ns: u64,
+    pub params: serde_json::Value,
+}
+
+/// `truth.json` of a testbed run.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Truth {
+    /// Always `CLOCK_MONOTONIC` (see module docs).
+    pub clock: String,
+    /// When traffic started (CLOCK_MONOTONIC ns).
+    pub traffic_start_ns: u64,
+    pub duration_ns: u64,
+    pub faults: Vec<Fault>,
+    /// A real run has no counterfactual: victims are left to the analysis.
+    pub victims: Vec<serde_json::Value>,
+    pub topology: collector::Topology,
+}
+
+/// Builds the ground truth of a run's injections.
+pub fn truth(
+    injections: &[Injection],
+    start_ns: u64,
+    duration_ns: u64,
+    rate_pps: f64,
+    traffic_flows: usize,
+    seed: u64,
+    topo: &Topology,
+) -> Truth {
+    let faults = injections
+        .iter()
+        .enumerate()
+        .map(|(i, inj)| match inj {
+            Injection::Burst {
+                at_ns,
+                packets,
+                flows,
+            } => Fault {
+                id: i as u32,
+                kind: "burst".into(),
+                nf: None,
+                flows: burst_flows(seed, i, *flows),
+                start_ns: start_ns + at_ns,
+                // Sent back to back: bounded by the base rate's schedule at
+                // worst; the generator reports the real end in its log.
+                end_ns: start_ns + at_ns + (*packets as f64 / rate_pps.max(1.0) * 1e9) as u64,
+                params: serde_json::json!({ "packets": packets, "source": "gen" }),
+            },
+            Injection::Stall { nf, at_ns, for_ns } => Fault {
+                id: i as u32,
+                kind: "interrupt".into(),
+                nf: Some(nf.clone()),
+                flows: vec![],
+                start_ns: start_ns + at_ns,
+                end_ns: start_ns + at_ns + for_ns,
+                params: serde_json::json!({ "stall_ns": for_ns }),
+            },
+            Injection::Bug {
+                nf,
+                at_ns,
+                for_ns,
+                flows,
+                cycles,
+            } => Fault {
+                id: i as u32,
+                kind: "bug".into(),
+                nf: Some(nf.clone()),
+                flows: bug_flows(traffic_flows, seed, *flows),
+                start_ns: start_ns + at_ns,
+                end_ns: start_ns + at_ns + for_ns,
+                params: serde_json::json!({ "extra_cycles_per_packet": cycles }),
+            },
+        })
+        .collect();
+    Truth {
+        clock: "CLOCK_MONOTONIC".into(),
+        traffic_start_ns: start_ns,
+        duration_ns,
+        faults,
+        victims: vec![],
+        topology: topo.to_collector(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_ns("800us").unwrap(), 800_000);
+        assert_eq!(parse_duration_ns("1.5ms").unwrap(), 1_500_000);
+        assert_eq!(parse_duration_ns("10s").unwrap(), 10_000_000_000);
+        assert!(parse_duration_ns("10").is_err());
+        assert!(parse_duration_ns("x s").is_err());
+    }
+
+    #[test]
+    fn inject_syntax() {
+        assert_eq!(
+            Injection::parse("stall:nf=nat1,at=5s,for=800us").unwrap(),
+            Injection::Stall {
+                nf: "nat1".into(),
+                at_ns: 5_000_000_000,
+                for_ns: 800_000
+            }
+        );
+        assert!(matches!(
+            Injection::parse("burst:at=3s,packets=2000,flows=5").unwrap(),
+            Injection::Burst {
+                packets: 2000,
+                flows: 5,
+                ..
+            }
+        ));
+        assert!(Injection::parse("burst:at=3s,packets=2000").is_err());
+        assert!(Injection::parse("burst:at=3s,packets=2000,flows=5,x=1").is_err());
+        assert!(Injection::parse("boom:at=1s").is_err());
+        let t = Topology::small();
+        assert!(
+            Injection::parse("bug:nf=nat1,at=1s,for=1s,flows=2,cycles=9")
+                .unwrap()
+                .check(&t)
+                .is_err()
+        );
+        assert!(Injection::parse("bug:nf=fw1,at=1s,for=1s,flows=2,cycles=9")
+            .unwrap()
+            .check(&t)
+            .is_ok());
+    }
+
+    #[test]
+    fn truth_has_absolute_times_and_flows() {
+        let t = Topology::small();
+        let inj = vec![
+            Injection::parse("burst:at=1s,packets=1000,flows=5").unwrap(),
+            Injection::parse("stall:nf=nat1,at=2s,for=1ms").unwrap(),
+            Injection::parse("bug:nf=fw1,at=3s,for=1s,flows=3,cycles=1000").unwrap(),
+        ];
+        let tr = truth(&inj, 1_000, 5_000_000_000, 100_000.0, 200, 7, &t);
+        assert_eq!(tr.faults.len(), 3);
+        assert_eq!(tr.faults[0].flows.len(), 5);
+        assert!(tr.faults[0].flows.iter().all(|f| f.src_ip >> 20 == 0xac1));
+        assert_eq!(tr.faults[1].kind, "interrupt");
+        assert_eq!(tr.faults[1].start_ns, 2_000_001_000);
+        assert_eq!(tr.faults[1].end_ns, 2_001_001_000);
+        assert_eq!(tr.faults[2].flows, bug_flows(200, 7, 3));
+        // Bug flows are real flows of the mix.
+        let mix = traffic::synthetic(200, 1, 7);
+        let tuples: Vec<_> = mix
+            .frames
+            .iter()
+            .map(|f| crate::packet::parse(f).unwrap().tuple)
+            .collect();
+        assert!(tr.faults[2].flows.iter().all(|f| tuples.contains(f)));
+        let json = serde_json::to_string(&tr).unwrap();
+        let back: Truth = serde_json::from_str(&json).unwrap();
+        assert_eq!(back, tr);
+    }
+}
