@@ -4,7 +4,9 @@
 //! `cargo bench -p autofocus --bench aggregate [-- SIZES...]`, sizes default to
 //! `84000 1000000` (the paper's §6.4 count and the 1 M target). Prints one row
 //! per size: relations, wall time, process CPU time (user + system, all
-//! threads), and the number of patterns. Targets on the 2-core machine:
+//! threads), the process's peak resident set so far (`VmHWM`; it includes
+//! the generated input and never decreases, so give one size per run for a
+//! per-size figure), and the number of patterns. Targets on the 2-core machine:
 //! ≤ 2 s for 84 K relations, ≤ 20 s for 1 M.
 
 #[path = "../tests/common/mod.rs"]
@@ -27,6 +29,15 @@ fn cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
+/// Peak resident set size of this process so far, MiB (`VmHWM` in
+/// `/proc/self/status`); `None` off Linux.
+fn peak_rss_mib() -> Option<f64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmHWM:"))?;
+    let kib: f64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kib / 1024.0)
+}
+
 fn main() {
     let sizes: Vec<usize> = std::env::args()
         .skip(1)
@@ -39,8 +50,8 @@ fn main() {
     };
     let cfg = Config::default();
     println!(
-        "{:>10}  {:>9}  {:>9}  {:>8}  {:>6}",
-        "relations", "wall s", "cpu s", "patterns", "target"
+        "{:>10}  {:>9}  {:>9}  {:>12}  {:>8}  {:>6}",
+        "relations", "wall s", "cpu s", "peak RSS MiB", "patterns", "target"
     );
     for n in sizes {
         let rels = relations(&Shape {
@@ -62,11 +73,13 @@ fn main() {
         } else {
             "-"
         };
+        let rss = peak_rss_mib().map_or_else(|| "n/a".to_string(), |m| format!("{m:.0}"));
         println!(
-            "{:>10}  {:>9.2}  {:>9}  {:>8}  {:>6}",
+            "{:>10}  {:>9.2}  {:>9}  {:>12}  {:>8}  {:>6}",
             n,
             wall,
             cpu,
+            rss,
             report.patterns.len(),
             target
         );

@@ -10,9 +10,10 @@
 //!    victim side (and the culprit side, once per group) to the lowest
 //!    frequent ancestors and merge equal keys → intermediate patterns.
 //! 4. **Stage 2**: enumerate the frequent *closed* patterns over the
-//!    intermediate patterns by closure extension from the root (parallel per
-//!    breadth-first wave; prefix-preserving for the split rule), then decide
-//!    them in the decision order.
+//!    intermediate patterns by closure extension from the root (split rule:
+//!    prefix-preserving, depth first with conditional databases, subtrees in
+//!    parallel — see [`crate::split`]; overlap rule: parallel per
+//!    breadth-first wave), then decide them in the decision order.
 //!
 //! Why each step is exact is argued in `docs/autofocus.md`.
 

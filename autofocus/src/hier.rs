@@ -111,9 +111,11 @@ impl Hier {
                 lens
             }
         };
-        let mut locs: Vec<(&str, &str)> = locations.into_iter().collect();
+        // Deduplicate first: there are two locations per relation but few
+        // distinct ones.
+        let distinct: FxHashSet<(&str, &str)> = locations.into_iter().collect();
+        let mut locs: Vec<(&str, &str)> = distinct.into_iter().collect();
         locs.sort_unstable();
-        locs.dedup();
         let mut inst_type = Vec::with_capacity(locs.len());
         let mut inst_names = Vec::with_capacity(locs.len());
         let mut type_names: Vec<String> = Vec::new();

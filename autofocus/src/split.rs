@@ -8,118 +8,470 @@
 //! attributes ordered by (dimension, level), this is LCM's ppc-extension: every
 //! closed pattern has exactly one parent that generates it (the closure of its
 //! longest prefix), so no deduplication is needed.
+//!
+//! Data layout (what makes it fast; the semantics are those of
+//! [`crate::engine::closure`]):
+//! - **Paths.** Per dimension, every node of the restricted hierarchy that
+//!   lies on some item's path gets a dense id, and each item's kept
+//!   ancestors, root first, form its *row*, stored position-major
+//!   ([`Paths`]). A pattern's coordinate is then a *position* `p` on its
+//!   items' rows (the same for all of them: a node determines its kept
+//!   ancestors), the child of the pattern on an item's path is at `p + 1`,
+//!   and the least common kept ancestor of two items is their longest common
+//!   row prefix.
+//! - **Depth first, with conditional databases.** Each pattern carries its
+//!   items, their scores and, per dimension it may extend, each item's child
+//!   id, in contiguous arrays ([`Db`]); a child's arrays are gathered from
+//!   its parent's. Subtrees are enumerated in parallel (rayon).
+//! - **Counting.** Child masses are summed in a dense per-thread array
+//!   indexed by node id, all extendable dimensions in one sweep, each sum in
+//!   ascending item order — the same additions in the same order as a
+//!   hash-map count, so every score is bit-identical.
+//! - **Item lists.** Each enumerated pattern keeps its ascending item list
+//!   delta-encoded as LEB128 bytes ([`Packed`]): items of a frequent pattern
+//!   are dense enough that most gaps fit one byte, about a quarter of a `u32`
+//!   list.
+//! - **Barren dimensions.** A pattern remembers the dimensions where it has
+//!   no frequent child; a child at the same position there inherits that and
+//!   skips the dimension (its items are a subset, and a subset's score summed
+//!   in the same order is no larger, even in floating point).
+//! - **Decisions.** Compressed scores only change when a pattern is reported
+//!   (at most `1 / th` times), so runs of patterns are scored in parallel
+//!   against the current taken flags and each run is cut at its first
+//!   reported pattern ([`decide`]).
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
 
-use crate::engine::{closure, decision_order, Column, Hhh, Item, PRUNE_SLACK};
+use crate::engine::{decision_order, low_bits, Hhh, Item, PRUNE_SLACK};
 use crate::hier::{kind, Hier, Key, NDIM};
 
-/// A frequent closed pattern.
-struct Node {
-    key: Key,
-    /// The dimension whose specialization created it (0 for the root).
-    core: u8,
-    /// Gross score.
-    mass: f64,
-    /// Indices of the items it holds, ascending.
-    items: Vec<u32>,
+/// No node (past the end of an item's path).
+const NONE: u32 = u32::MAX;
+
+/// The kept-ancestor rows of every item in one dimension, stored
+/// position-major: `col[p][i]` is the id of item `i`'s kept ancestor at
+/// position `p` of its row (root first), or [`NONE`] past its end. Extending
+/// a pattern in this dimension reads one column only, which keeps the
+/// gathers of a pass within a few megabytes even at a million relations.
+struct Paths {
+    /// `width` columns of `items` node ids each.
+    col: Vec<Vec<u32>>,
+    /// Node id → `(level, value)`.
+    nodes: Vec<(u8, u32)>,
 }
 
-/// The prefix-preserving frequent closed children of `node`.
-fn expand(hier: &Hier, items: &[Item], cols: &[Column], node: &Node, prune: f64) -> Vec<Node> {
-    let mut out = Vec::new();
-    let mut mass: FxHashMap<(u8, u32), f64> = FxHashMap::default();
-    let mut fresh: FxHashMap<(u8, u32), Vec<u32>> = FxHashMap::default();
-    for (d, col) in cols.iter().enumerate().skip(node.core as usize) {
+impl Paths {
+    fn build(hier: &Hier, items: &[Item], d: usize) -> Paths {
         let k = kind(d);
-        let pl = node.key.l[d];
-        if pl == hier.max_level(k) {
-            continue;
-        }
-        let child_of = |i: usize| {
-            // The next kept level below the parent on the item's path.
-            let t = pl + 1 + (col.mask[i] >> (pl + 1)).trailing_zeros() as u8;
-            (t, hier.ancestor(k, col.l[i], col.v[i], t))
+        let kept = |it: &Item| {
+            let l = it.key.l[d];
+            debug_assert!(it.mask[d] & 1 == 1 && (it.mask[d] >> l) & 1 == 1);
+            it.mask[d] & low_bits(l)
         };
-        mass.clear();
-        for &i in &node.items {
-            let i = i as usize;
-            if col.l[i] > pl {
-                *mass.entry(child_of(i)).or_insert(0.0) += col.w[i];
+        let width = items
+            .iter()
+            .map(|it| kept(it).count_ones() as usize)
+            .max()
+            .unwrap_or(1);
+        let mut index: FxHashMap<(u8, u32), u32> = FxHashMap::default();
+        let mut nodes = Vec::new();
+        let mut col = vec![vec![NONE; items.len()]; width];
+        for (i, it) in items.iter().enumerate() {
+            let (l, v) = (it.key.l[d], it.key.v[d]);
+            let mut m = kept(it);
+            let mut j = 0;
+            while m != 0 {
+                let t = m.trailing_zeros() as u8;
+                m &= m - 1;
+                let a = hier.ancestor(k, l, v, t);
+                col[j][i] = *index.entry((t, a)).or_insert_with(|| {
+                    nodes.push((t, a));
+                    nodes.len() as u32 - 1
+                });
+                j += 1;
             }
         }
+        Paths { col, nodes }
+    }
+
+    /// Length of item `i`'s row.
+    #[inline]
+    fn len(&self, i: u32) -> usize {
+        self.col
+            .iter()
+            .take_while(|c| c[i as usize] != NONE)
+            .count()
+    }
+}
+
+/// An ascending item list, delta-encoded as LEB128 bytes.
+struct Packed {
+    len: u32,
+    bytes: Box<[u8]>,
+}
+
+impl Packed {
+    fn new(list: &[u32]) -> Packed {
+        let mut bytes = Vec::with_capacity(list.len() + list.len() / 4 + 4);
+        let mut prev = 0u32;
+        for &x in list {
+            let mut g = x - prev;
+            prev = x;
+            while g >= 0x80 {
+                bytes.push((g as u8) | 0x80);
+                g >>= 7;
+            }
+            bytes.push(g as u8);
+        }
+        Packed {
+            len: list.len() as u32,
+            bytes: bytes.into_boxed_slice(),
+        }
+    }
+
+    /// Appends the items to `out`.
+    fn unpack_into(&self, out: &mut Vec<u32>) {
+        out.reserve(self.len as usize);
+        let mut prev = 0u32;
+        let mut g = 0u32;
+        let mut shift = 0;
+        for &b in self.bytes.iter() {
+            g |= ((b & 0x7F) as u32) << shift;
+            if b & 0x80 == 0 {
+                prev += g;
+                out.push(prev);
+                g = 0;
+                shift = 0;
+            } else {
+                shift += 7;
+            }
+        }
+    }
+}
+
+/// A frequent closed pattern, as enumerated.
+struct Node {
+    key: Key,
+    /// Gross score.
+    mass: f64,
+    /// The items it holds.
+    items: Packed,
+}
+
+/// A frequent closed pattern during the depth-first enumeration.
+#[derive(Clone, Copy)]
+struct Pat {
+    /// Per dimension, the position of the pattern's node on its items' rows.
+    pos: [u8; NDIM],
+    /// The dimension whose specialization created it (0 for the root).
+    core: u8,
+    /// Dimensions known to have no frequent child at `pos + 1`: the parent
+    /// had none there and this pattern's position is the parent's. A child
+    /// of this pattern holds a subset of the parent's child's items, whose
+    /// score (summed in the same order) is no larger.
+    barren: u16,
+}
+
+/// A pattern's conditional database: its items and, per dimension it may
+/// extend, each item's child node, contiguous so that counting reads
+/// sequentially. A child's database is gathered from its parent's (a small,
+/// cache-resident array) wherever its position did not move.
+struct Db {
+    /// Item ids, ascending.
+    list: Vec<u32>,
+    /// Their scores.
+    w: Vec<f64>,
+    /// Per dimension, the id at `pos + 1` of each item (or [`NONE`]); empty
+    /// for dimensions the pattern does not extend.
+    nx: Vec<Vec<u32>>,
+}
+
+impl Db {
+    /// The root's database.
+    fn root(paths: &[Paths], w: &[f64], pat: &Pat) -> Db {
+        let list: Vec<u32> = (0..w.len() as u32).collect();
+        let nx = (0..NDIM)
+            .map(|d| match paths[d].col.get(pat.pos[d] as usize + 1) {
+                Some(c) => c.clone(),
+                None => Vec::new(),
+            })
+            .collect();
+        Db {
+            list,
+            w: w.to_vec(),
+            nx,
+        }
+    }
+
+    /// The database of `kid`, holding the items at positions `sel` of
+    /// `parent`'s (whose pattern is `ppat`).
+    fn child(paths: &[Paths], parent: &Db, ppat: &Pat, kid: &Pat, sel: &[u32]) -> Db {
+        let list: Vec<u32> = sel.iter().map(|&j| parent.list[j as usize]).collect();
+        let w = sel.iter().map(|&j| parent.w[j as usize]).collect();
+        let nx = (0..NDIM)
+            .map(|e| {
+                let next = kid.pos[e] as usize + 1;
+                if e < kid.core as usize || kid.barren & (1 << e) != 0 {
+                    Vec::new()
+                } else if kid.pos[e] == ppat.pos[e] && !parent.nx[e].is_empty() {
+                    sel.iter().map(|&j| parent.nx[e][j as usize]).collect()
+                } else if let Some(c) = paths[e].col.get(next) {
+                    list.iter().map(|&i| c[i as usize]).collect()
+                } else {
+                    Vec::new()
+                }
+            })
+            .collect();
+        Db { list, w, nx }
+    }
+}
+
+/// Per-thread buffers, indexed by node id.
+#[derive(Default)]
+struct Scratch {
+    mass: Vec<f64>,
+    slot: Vec<u32>,
+    /// Per dimension, the children seen.
+    touched: Vec<Vec<u32>>,
+}
+
+thread_local! {
+    static SCRATCH: std::cell::RefCell<Scratch> = std::cell::RefCell::new(Scratch::default());
+}
+
+/// Closure of `idx` (non-empty, all inside a pattern whose row prefix
+/// lengths are `floor`): per dimension, the length of the longest row prefix
+/// the items share.
+fn closure(paths: &[Paths], idx: &[u32], floor: &[u8; NDIM]) -> [u8; NDIM] {
+    let f = idx[0] as usize;
+    let mut len = [0u8; NDIM];
+    let mut open = 0u32;
+    for (d, p) in paths.iter().enumerate() {
+        let n = p.len(f as u32) as u8;
+        len[d] = n;
+        if n > floor[d] {
+            open |= 1 << d;
+        }
+    }
+    for &x in &idx[1..] {
+        if open == 0 {
+            break;
+        }
+        let x = x as usize;
+        let mut bits = open;
+        while bits != 0 {
+            let d = bits.trailing_zeros() as usize;
+            bits &= bits - 1;
+            let col = &paths[d].col;
+            let mut n = len[d] as usize;
+            // A shorter row holds NONE there, which never equals a real id.
+            while n > floor[d] as usize && col[n - 1][x] != col[n - 1][f] {
+                n -= 1;
+            }
+            len[d] = n as u8;
+            if n == floor[d] as usize {
+                open &= !(1 << d);
+            }
+        }
+    }
+    len
+}
+
+/// The pattern with the given row prefix lengths of item `f`.
+fn key_of(paths: &[Paths], f: u32, len: &[u8; NDIM]) -> Key {
+    let mut key = Key {
+        v: [0; NDIM],
+        l: [0; NDIM],
+    };
+    for (d, p) in paths.iter().enumerate() {
+        let (l, v) = p.nodes[p.col[len[d] as usize - 1][f as usize] as usize];
+        key.l[d] = l;
+        key.v[d] = v;
+    }
+    key
+}
+
+/// The prefix-preserving frequent closed children of `pat`: each child's
+/// pattern, its enumerated node, and the positions of its items in `db`.
+fn expand(
+    paths: &[Paths],
+    s: &mut Scratch,
+    pat: &Pat,
+    db: &Db,
+    prune: f64,
+) -> Vec<(Pat, Node, Vec<u32>)> {
+    // Node ids of dimension `d` live at `off[d]..` of the scratch arrays.
+    let mut off = [0usize; NDIM + 1];
+    for d in 0..NDIM {
+        off[d + 1] = off[d] + paths[d].nodes.len();
+    }
+    if s.mass.len() < off[NDIM] {
+        s.mass.resize(off[NDIM], 0.0);
+        s.slot.resize(off[NDIM], NONE);
+    }
+    s.touched.resize_with(NDIM, Vec::new);
+    let mut out: Vec<(Pat, Node, Vec<u32>)> = Vec::new();
+    let mut fresh: Vec<Vec<u32>> = Vec::new();
+    let mut barren = pat.barren;
+    let mut active: Vec<usize> = Vec::with_capacity(NDIM);
+    for d in pat.core as usize..NDIM {
+        if db.nx[d].is_empty() || barren & (1 << d) != 0 {
+            barren |= 1 << d;
+        } else {
+            active.push(d);
+            s.touched[d].clear();
+        }
+    }
+    // Pass 1, all dimensions in one sweep (their sums are independent, so
+    // they overlap in the pipeline): the mass of every child, each summed in
+    // ascending item order.
+    for (j, &w) in db.w.iter().enumerate() {
+        for &d in &active {
+            let c = db.nx[d][j];
+            if c != NONE {
+                let m = &mut s.mass[off[d] + c as usize];
+                if *m == 0.0 {
+                    s.touched[d].push(c);
+                }
+                *m += w;
+            }
+        }
+    }
+    for &d in &active {
+        let nx = &db.nx[d];
+        let o = off[d];
+        let next = pat.pos[d] as usize + 1;
+        // Pass 2: the positions of the items of the frequent children.
         fresh.clear();
-        for (&c, &m) in &mass {
-            if m >= prune {
-                fresh.insert(c, Vec::new());
+        for &c in &s.touched[d] {
+            if s.mass[o + c as usize] >= prune {
+                s.slot[o + c as usize] = fresh.len() as u32;
+                fresh.push(Vec::new());
             }
         }
         if fresh.is_empty() {
-            continue;
-        }
-        for &i in &node.items {
-            if col.l[i as usize] > pl {
-                if let Some(v) = fresh.get_mut(&child_of(i as usize)) {
-                    v.push(i);
+            barren |= 1 << d;
+        } else {
+            for (j, &c) in nx.iter().enumerate() {
+                if c != NONE {
+                    let k = s.slot[o + c as usize];
+                    if k != NONE {
+                        fresh[k as usize].push(j as u32);
+                    }
                 }
             }
-        }
-        for (c, idx) in fresh.drain() {
-            let mut raw = node.key;
-            raw.l[d] = c.0;
-            raw.v[d] = c.1;
-            let key = closure(hier, items, &idx, &raw);
-            if (0..d).any(|j| key.l[j] != node.key.l[j]) {
-                continue;
+            let mut floor = [0u8; NDIM];
+            for (e, f) in floor.iter_mut().enumerate() {
+                *f = pat.pos[e] + 1;
             }
-            out.push(Node {
-                key,
-                core: d as u8,
-                mass: mass[&c],
-                items: idx,
-            });
+            floor[d] = next as u8 + 1;
+            for sel in fresh.drain(..) {
+                let idx: Vec<u32> = sel.iter().map(|&j| db.list[j as usize]).collect();
+                let len = closure(paths, &idx, &floor);
+                if (0..d).any(|j| len[j] != floor[j]) {
+                    continue;
+                }
+                let c = nx[sel[0] as usize];
+                let mut pos = [0u8; NDIM];
+                for (q, &n) in pos.iter_mut().zip(&len) {
+                    *q = n - 1;
+                }
+                let key = key_of(paths, idx[0], &len);
+                out.push((
+                    Pat {
+                        pos,
+                        core: d as u8,
+                        barren: 0,
+                    },
+                    Node {
+                        key,
+                        mass: s.mass[o + c as usize],
+                        items: Packed::new(&idx),
+                    },
+                    sel,
+                ));
+            }
         }
+        for &c in &s.touched[d] {
+            s.mass[o + c as usize] = 0.0;
+            s.slot[o + c as usize] = NONE;
+        }
+    }
+    for (kid, _, _) in &mut out {
+        let same = (0..NDIM).filter(|&e| kid.pos[e] == pat.pos[e]);
+        kid.barren = same.fold(0, |m, e| m | (1 << e)) & barren;
     }
     out
 }
 
+/// Enumerates the subtree below `pat` (depth first, children in parallel),
+/// appending the enumerated nodes to `out`.
+fn subtree(paths: &[Paths], pat: &Pat, db: &Db, prune: f64, out: &mut Vec<Node>) {
+    let kids = SCRATCH.with(|s| expand(paths, &mut s.borrow_mut(), pat, db, prune));
+    let mut subs: Vec<Pat> = Vec::with_capacity(kids.len());
+    let mut sels: Vec<Vec<u32>> = Vec::with_capacity(kids.len());
+    for (kid, node, sel) in kids {
+        out.push(node);
+        subs.push(kid);
+        sels.push(sel);
+    }
+    let below: Vec<Vec<Node>> = subs
+        .par_iter()
+        .zip(sels.par_iter())
+        .map(|(kid, sel)| {
+            let kdb = Db::child(paths, db, pat, kid, sel);
+            let mut v = Vec::new();
+            subtree(paths, kid, &kdb, prune, &mut v);
+            v
+        })
+        .collect();
+    for v in below {
+        out.extend(v);
+    }
+}
+
 /// Every frequent closed pattern.
 fn enumerate(hier: &Hier, items: &[Item], prune: f64) -> Vec<Node> {
-    let all: Vec<u32> = (0..items.len() as u32).collect();
-    let top = Key {
-        v: [0; NDIM],
-        l: [0; NDIM],
-    };
     let root_mass: f64 = items.iter().map(|i| i.w).sum();
     if root_mass < prune {
         return Vec::new();
     }
-    let cols = Column::all(items);
-    let mut nodes = vec![Node {
-        key: closure(hier, items, &all, &top),
-        core: 0,
-        mass: root_mass,
-        items: all,
-    }];
-    let mut frontier = 0..1;
-    // Expand breadth-first, a bounded wave at a time.
-    const WAVE: usize = 1024;
-    while !frontier.is_empty() {
-        let end = nodes.len();
-        let mut start = frontier.start;
-        while start < frontier.end {
-            let stop = (start + WAVE).min(frontier.end);
-            let kids: Vec<Vec<Node>> = nodes[start..stop]
-                .par_iter()
-                .map(|n| expand(hier, items, &cols, n, prune))
-                .collect();
-            nodes.extend(kids.into_iter().flatten());
-            start = stop;
-        }
-        frontier = end..nodes.len();
+    let paths: Vec<Paths> = (0..NDIM)
+        .into_par_iter()
+        .map(|d| Paths::build(hier, items, d))
+        .collect();
+    let w: Vec<f64> = items.iter().map(|i| i.w).collect();
+    let all: Vec<u32> = (0..items.len() as u32).collect();
+    let len = closure(&paths, &all, &[1; NDIM]);
+    drop(all);
+    let mut pos = [0u8; NDIM];
+    for (q, &n) in pos.iter_mut().zip(&len) {
+        *q = n - 1;
     }
+    let key = key_of(&paths, 0, &len);
+    let root = Pat {
+        pos,
+        core: 0,
+        barren: 0,
+    };
+    let db = Db::root(&paths, &w, &root);
+    let mut nodes = vec![Node {
+        key,
+        mass: root_mass,
+        items: Packed::new(&db.list),
+    }];
+    subtree(&paths, &root, &db, prune, &mut nodes);
     nodes
+}
+
+/// Whether two patterns are comparable in every dimension (one node inside
+/// the other) — a necessary condition for holding a common item.
+fn comparable(hier: &Hier, a: &Key, b: &Key) -> bool {
+    (0..NDIM).all(|d| {
+        let (x, y) = ((a.l[d], a.v[d]), (b.l[d], b.v[d]));
+        hier.node_within(kind(d), x, y) || hier.node_within(kind(d), y, x)
+    })
 }
 
 /// Stage 2 under the split rule.
@@ -127,29 +479,86 @@ pub(crate) fn hhh(hier: &Hier, items: &[Item], thr: f64) -> Vec<Hhh> {
     let prune = thr * (1.0 - PRUNE_SLACK);
     let mut nodes = enumerate(hier, items, prune);
     nodes.par_sort_unstable_by(|a, b| decision_order((&a.key, a.mass), (&b.key, b.mass)));
-    let mut taken = vec![false; items.len()];
+    decide(hier, items, &nodes, thr)
+}
+
+/// The split-rule decisions in the decision order. A pattern's compressed
+/// score only changes when an earlier pattern is reported, which happens at
+/// most `1 / th` times; so the scores of a run of patterns are computed in
+/// parallel against the current taken flags, and the run is cut at its first
+/// reported pattern (the patterns after it are computed again). Each score is
+/// summed in ascending item order, exactly as a sequential pass would.
+fn decide(hier: &Hier, items: &[Item], nodes: &[Node], thr: f64) -> Vec<Hhh> {
+    let w: Vec<f64> = items.iter().map(|i| i.w).collect();
+    // Taken flags as a bitset: small enough to stay in cache.
+    let mut taken = vec![0u64; items.len().div_ceil(64)];
+    let is_taken = |t: &[u64], i: u32| (t[i as usize >> 6] >> (i & 63)) & 1 == 1;
     let mut out = Vec::new();
-    for node in &nodes {
-        let (mut score, mut n, mut gross_n) = (0.0, 0u64, 0u64);
-        for &i in &node.items {
-            let it = &items[i as usize];
-            gross_n += it.n;
-            if !taken[i as usize] {
-                score += it.w;
-                n += it.n;
+    const MIN_RUN: usize = 32;
+    const MAX_RUN: usize = 4096;
+    let mut run = MIN_RUN;
+    let mut k = 0;
+    while k < nodes.len() {
+        let end = (k + run).min(nodes.len());
+        let taken_now = &taken[..];
+        let reported = &out[..];
+        let scores: Vec<f64> = nodes[k..end]
+            .par_iter()
+            .map_init(Vec::new, |list, node| {
+                // Patterns that share an item are comparable in every
+                // dimension (each dimension is a laminar family); a pattern
+                // comparable with no reported one holds no taken item.
+                if !reported
+                    .iter()
+                    .any(|r: &Hhh| comparable(hier, &r.key, &node.key))
+                {
+                    return node.mass;
+                }
+                list.clear();
+                node.items.unpack_into(list);
+                if !list.iter().any(|&i| is_taken(taken_now, i)) {
+                    // The same items summed in the same order as `mass`.
+                    return node.mass;
+                }
+                let mut score = 0.0;
+                for &i in list.iter() {
+                    if !is_taken(taken_now, i) {
+                        score += w[i as usize];
+                    }
+                }
+                score
+            })
+            .collect();
+        match scores.iter().position(|&score| score >= thr) {
+            None => {
+                k = end;
+                run = (run * 2).min(MAX_RUN);
             }
-        }
-        if score >= thr {
-            for &i in &node.items {
-                taken[i as usize] = true;
+            Some(j) => {
+                let node = &nodes[k + j];
+                let mut list = Vec::new();
+                node.items.unpack_into(&mut list);
+                let (mut n, mut gross_n) = (0u64, 0u64);
+                for &i in &list {
+                    let c = items[i as usize].n;
+                    gross_n += c;
+                    if !is_taken(&taken, i) {
+                        n += c;
+                    }
+                }
+                for &i in &list {
+                    taken[i as usize >> 6] |= 1 << (i & 63);
+                }
+                out.push(Hhh {
+                    key: node.key,
+                    score: scores[j],
+                    gross: node.mass,
+                    n,
+                    gross_n,
+                });
+                k += j + 1;
+                run = MIN_RUN;
             }
-            out.push(Hhh {
-                key: node.key,
-                score,
-                gross: node.mass,
-                n,
-                gross_n,
-            });
         }
     }
     out
