@@ -22,8 +22,14 @@
 //! exceeds S_i (it does whenever paths do not fully interleave) every score
 //! is scaled down proportionally so the total is S_i.
 //!
-//! Each NF hop with a positive score is then diagnosed recursively at the
-//! arrival there of PreSet's first packet: its share is split in the
+//! Culprit packets of a propagated share are the PreSet packets on the
+//! contributing paths, each carrying an equal part of the score.
+//!
+//! Each NF hop with a positive score is then diagnosed recursively in the
+//! queuing period there of the PreSet packet that waited longest at that NF
+//! (the period holding the backlog that squeezed the timespan; the paper's
+//! "period when the first packet of PreSet(p) arrives" is empty when that
+//! packet arrived before a stall): its share is split in the
 //! proportions of that NF's own `S_p` (local processing, culprit packets
 //! are those it processed in its period) and `S_i` (propagated further up
 //! the same way). The recursion stops at sources, when an NF's queue was
@@ -99,8 +105,11 @@ pub(crate) struct Engine<'a> {
 struct HopAcc {
     min_t: i64,
     max_t: i64,
-    /// Rx observation at the next node of the packet leaving this hop first.
-    first_next_rx: u32,
+    /// Longest queuing delay (dequeue − arrival) at the next node of a
+    /// packet leaving this hop, and that packet's rx observation there: the
+    /// recursion point at the next node (ties: the earliest observation).
+    max_wait: i64,
+    wait_next_rx: u32,
 }
 
 struct PathAcc {
@@ -327,7 +336,8 @@ impl Engine<'_> {
                         HopAcc {
                             min_t: i64::MAX,
                             max_t: i64::MIN,
-                            first_next_rx: NONE,
+                            max_wait: i64::MIN,
+                            wait_next_rx: NONE,
                         };
                         stack.len()
                     ],
@@ -344,11 +354,13 @@ impl Engine<'_> {
             let m = stack.len();
             for (k, &(_, t, rx_next)) in stack.iter().enumerate() {
                 let h = &mut acc.hops[m - 1 - k];
-                if t < h.min_t || (t == h.min_t && rx_next < h.first_next_rx) {
-                    h.min_t = t;
-                    h.first_next_rx = rx_next;
-                }
+                h.min_t = h.min_t.min(t);
                 h.max_t = h.max_t.max(t);
+                let wait = ix.time(rx_next) - t;
+                if wait > h.max_wait || (wait == h.max_wait && rx_next < h.wait_next_rx) {
+                    h.max_wait = wait;
+                    h.wait_next_rx = rx_next;
+                }
             }
         }
         st.next = st.next.max(end);
@@ -384,7 +396,7 @@ impl Engine<'_> {
         let (scores, rest) = split_scores(t_exp, t_f, s_i_known, &spans);
         ex.unattributed += rest;
         // Merge per node: score, contributing paths (for flows and the
-        // first arriving packet).
+        // recursion point).
         struct NodeAgg {
             node: u32,
             score: f64,
@@ -418,26 +430,38 @@ impl Engine<'_> {
             // by each path's score.
             let mut packets = 0u64;
             let (mut first_ns, mut last_ns) = (i64::MAX, i64::MIN);
-            let mut parts: Vec<(u32, f64)> = Vec::new();
-            for &(ai, hk, s) in &g.per_path {
+            for &(ai, hk, _) in &g.per_path {
                 let a = &accs[ai];
-                let w = s / a.count as f64;
-                parts.extend(a.flows.iter().map(|(&t, &c)| (t, c as f64 * w)));
                 packets += a.count as u64;
                 first_ns = first_ns.min(a.hops[hk].min_t);
                 last_ns = last_ns.max(a.hops[hk].max_t);
             }
+            // The culprit packets are the PreSet packets on the contributing
+            // paths (§4.2: "we define PreSet(p) as the culprit packets"), each
+            // carrying an equal part of the node's score. (Weighting flows by
+            // path score instead would let the many one-packet paths, whose
+            // zero timespan earns a near-full raw reduction, outweigh a
+            // burst's single heavy path after the scale-down.)
+            let w = g.score / packets.max(1) as f64;
+            let parts: Vec<(u32, f64)> = g
+                .per_path
+                .iter()
+                .flat_map(|&(ai, _, _)| {
+                    accs[ai].flows.iter().map(move |(&t, &c)| (t, c as f64 * w))
+                })
+                .collect();
             let flows = fold_flows(parts, self.cfg.max_flows);
             let is_source = node.role == Role::Source;
-            // The first PreSet packet arriving at this node (NF hops not at
-            // the origin of their path).
+            // The recursion point at this node (NF hops not at the origin of
+            // their path): the PreSet packet that waited longest there, whose
+            // queuing period holds the backlog that squeezed the timespan.
             let first_rx = g
                 .per_path
                 .iter()
                 .filter(|&&(_, hk, _)| hk > 0)
                 .map(|&(ai, hk, _)| accs[ai].hops[hk - 1])
-                .min_by_key(|h| (h.min_t, h.first_next_rx))
-                .map(|h| h.first_next_rx);
+                .max_by_key(|h| (h.max_wait, std::cmp::Reverse(h.wait_next_rx)))
+                .map(|h| h.wait_next_rx);
             let leaf = Contrib {
                 node: g.node,
                 source: is_source,
