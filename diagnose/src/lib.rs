@@ -1,17 +1,23 @@
 //! # diagnose — Microscope's offline engine
 //!
-//! Input: a [`tracefile::Trace`] (per-stream batch records with TSC
+//! Input: a trace file streamed chunk by chunk ([`run_path`], what the CLI
+//! uses: the in-memory [`tracefile::Trace`], with a `Vec` per batch record,
+//! is never built) or a [`tracefile::Trace`] already in memory ([`run`]).
+//! Both feed one [`IndexBuilder`] (per-stream batch records with TSC
 //! timestamps, requested burst sizes, IPIDs and optional 5-tuples, clock
-//! anchors, loss windows, and usually the NF topology). Output: a
+//! anchors, loss counters, and usually the NF topology). Output: a
 //! [`Diagnosis`]: for every victim packet at every NF where it suffered, a
 //! ranked list of culprits (an NF's local processing or a traffic source's
 //! input, with the culprit flows), and the flat list of causal relations
 //! `<culprit packets, culprit location> → <victim packet, victim NF>: score`
 //! the aggregator consumes. The stages, one module each:
 //!
-//! 1. **Clock** ([`index`]): one least-squares [`collector::Calibration`]
-//!    per host over the anchors of all its streams; every batch timestamp
-//!    becomes nanoseconds. All observations go into flat, dense arrays
+//! 1. **Index and clock** ([`index`]): records are accumulated per stream
+//!    in columnar form (any order, duplicates dropped, loss windows derived
+//!    as the trace assembler does); then one least-squares
+//!    [`collector::Calibration`] per host over the anchors of all its
+//!    streams turns every batch timestamp into nanoseconds, and all
+//!    observations are laid out (streams in parallel) in flat, dense arrays
 //!    (CSR by stream and batch) — no per-packet allocation anywhere.
 //! 2. **DAG** ([`dag`]): from `TraceMeta::topology`, or inferred by IPID
 //!    matching between tx and rx streams, each edge with a confidence.
@@ -47,7 +53,7 @@ pub mod victims;
 
 pub use config::{parse_duration_ns, parse_victims, Config, VictimRule};
 pub use dag::{Dag, DagEdge, DagNode, DagOrigin};
-pub use index::HostClock;
+pub use index::{HostClock, IndexBuilder};
 pub use output::{
     read_bin, read_jsonl, to_autofocus, write_bin, write_jsonl, CausalRelation, Culprit, Location,
     PacketSlot, VictimDiagnosis,
@@ -83,6 +89,8 @@ pub enum DiagnoseError {
     },
     #[error("thread pool: {0}")]
     Threads(String),
+    #[error(transparent)]
+    Trace(#[from] tracefile::TraceError),
 }
 
 /// Counters of the blame stage.
@@ -140,6 +148,11 @@ impl Reconstruction {
         &self.j.stats
     }
 
+    /// Records seen more than once in the input and dropped.
+    pub fn duplicates_dropped(&self) -> u64 {
+        self.ix.duplicates_dropped
+    }
+
     /// The upstream observation mapped to `slot` (for an rx slot: the
     /// upstream tx; for a tx slot: the NF's own rx).
     pub fn upstream(&self, slot: &PacketSlot) -> Option<PacketSlot> {
@@ -174,16 +187,68 @@ impl Reconstruction {
 
 /// Calibrates clocks, builds the DAG and reconstructs journeys.
 pub fn reconstruct(trace: &Trace, cfg: &Config) -> Result<Reconstruction, DiagnoseError> {
-    let p = prepare(trace, cfg)?;
+    validate(cfg)?;
+    let mut b = IndexBuilder::new();
+    b.trace(trace);
+    let p = prepare(b, cfg)?;
     Ok(finish(p, cfg))
 }
 
-/// [`reconstruct`] taking the trace by value: everything needed is copied
-/// into the dense index first and the trace is dropped before matching,
-/// which lowers peak memory.
+/// [`reconstruct`] taking the trace by value: the trace is dropped once its
+/// records are in the index builder, before matching.
 pub fn reconstruct_owned(trace: Trace, cfg: &Config) -> Result<Reconstruction, DiagnoseError> {
-    let p = prepare(&trace, cfg)?;
+    validate(cfg)?;
+    let mut b = IndexBuilder::new();
+    b.trace(&trace);
     drop(trace);
+    let p = prepare(b, cfg)?;
+    Ok(finish(p, cfg))
+}
+
+/// What [`read_index`] saw besides records.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LoadReport {
+    pub bytes: u64,
+    pub chunks: u64,
+    /// Regions skipped in salvage mode.
+    pub skipped: Vec<tracefile::Skipped>,
+    pub clean_footer: bool,
+    /// Streams declared or carrying records.
+    pub streams: usize,
+}
+
+/// Streams a trace file chunk by chunk into an [`IndexBuilder`], never
+/// materializing a [`Trace`]. `mode` is the reader's strict or salvage mode.
+pub fn read_index(
+    path: &std::path::Path,
+    mode: tracefile::ReadMode,
+) -> Result<(IndexBuilder, LoadReport), DiagnoseError> {
+    let file = std::fs::File::open(path).map_err(|source| tracefile::TraceError::Io {
+        path: path.to_path_buf(),
+        offset: 0,
+        source,
+    })?;
+    let src = std::io::BufReader::with_capacity(1 << 20, file);
+    let mut rd = tracefile::TraceReader::new(src, path, mode)?;
+    let mut b = IndexBuilder::new();
+    while let Some(chunk) = rd.next_chunk()? {
+        b.chunk(chunk);
+    }
+    let report = LoadReport {
+        bytes: rd.offset(),
+        chunks: rd.chunks(),
+        skipped: rd.skipped().to_vec(),
+        clean_footer: b.footer_last(),
+        streams: b.n_streams(),
+    };
+    Ok((b, report))
+}
+
+/// [`reconstruct`] from records streamed into an [`IndexBuilder`] (see
+/// [`read_index`]).
+pub fn reconstruct_built(b: IndexBuilder, cfg: &Config) -> Result<Reconstruction, DiagnoseError> {
+    validate(cfg)?;
+    let p = prepare(b, cfg)?;
     Ok(finish(p, cfg))
 }
 
@@ -195,10 +260,20 @@ struct Prepared {
     loss_ns: Vec<Vec<(i64, i64)>>,
 }
 
-fn prepare(trace: &Trace, cfg: &Config) -> Result<Prepared, DiagnoseError> {
-    validate(cfg)?;
-    let clocks = index::calibrate(trace, cfg.nominal_tsc_hz);
+fn prepare(b: IndexBuilder, cfg: &Config) -> Result<Prepared, DiagnoseError> {
+    let t0 = std::time::Instant::now();
+    let (built, clocks) = b.finish(cfg.nominal_tsc_hz)?;
+    if std::env::var_os("MICROSCOPE_TIMING").is_some() {
+        eprintln!("index laid out {:.2}s", t0.elapsed().as_secs_f64());
+    }
+    let index::Built {
+        skeleton: trace,
+        mut ix,
+        stream_tuples,
+    } = built;
+    let trace = &trace;
     let (mut nodes, node_of) = dag::nodes_of(trace);
+    ix.stream_node = node_of;
     let from_topology = !cfg.infer_dag
         && trace
             .meta
@@ -210,7 +285,6 @@ fn prepare(trace: &Trace, cfg: &Config) -> Result<Prepared, DiagnoseError> {
     } else {
         Vec::new()
     };
-    let ix = Index::build(trace, &clocks, &node_of)?;
     let origin = if from_topology {
         DagOrigin::Topology
     } else {
@@ -227,9 +301,13 @@ fn prepare(trace: &Trace, cfg: &Config) -> Result<Prepared, DiagnoseError> {
         origin,
         topo_order,
     };
-    let tuples = reconstruct::collect_tuples(trace, &ix, &dag);
+    let tuples = reconstruct::collect_tuples(&stream_tuples, &dag);
+    drop(stream_tuples);
     if std::env::var_os("MICROSCOPE_TIMING").is_some() {
-        eprintln!("index + DAG + tuples built");
+        eprintln!(
+            "index + DAG + tuples built {:.2}s",
+            t0.elapsed().as_secs_f64()
+        );
     }
     let loss_ns = trace
         .streams
@@ -344,6 +422,44 @@ pub fn run_owned_with_progress(
         let rec = reconstruct_owned(trace, cfg)?;
         progress(Stage::Reconstruct, 1, 1);
         diagnose_reconstructed(&rec, cfg, progress)
+    };
+    match cfg.threads {
+        Some(n) => rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build()
+            .map_err(|e| DiagnoseError::Threads(e.to_string()))?
+            .install(go),
+        None => go(),
+    }
+}
+
+/// Runs the whole engine on a trace file, streaming it chunk by chunk into
+/// the dense index (the in-memory [`Trace`] is never built). Returns the
+/// diagnosis and what the reader saw (skipped regions in salvage mode).
+pub fn run_path(
+    path: &std::path::Path,
+    mode: tracefile::ReadMode,
+    cfg: &Config,
+) -> Result<(Diagnosis, LoadReport), DiagnoseError> {
+    run_path_with_progress(path, mode, cfg, &|_, _, _| {})
+}
+
+/// [`run_path`] with a progress callback `(stage, done, total)`; loading
+/// and reconstruction report as [`Stage::Reconstruct`].
+pub fn run_path_with_progress(
+    path: &std::path::Path,
+    mode: tracefile::ReadMode,
+    cfg: &Config,
+    progress: &(dyn Fn(Stage, u64, u64) + Sync),
+) -> Result<(Diagnosis, LoadReport), DiagnoseError> {
+    validate(cfg)?;
+    let go = || {
+        progress(Stage::Reconstruct, 0, 2);
+        let (b, report) = read_index(path, mode)?;
+        progress(Stage::Reconstruct, 1, 2);
+        let rec = reconstruct_built(b, cfg)?;
+        progress(Stage::Reconstruct, 2, 2);
+        Ok((diagnose_reconstructed(&rec, cfg, progress)?, report))
     };
     match cfg.threads {
         Some(n) => rayon::ThreadPoolBuilder::new()
@@ -649,4 +765,213 @@ fn relations_of(dag: &Dag, victims: &[VictimDiagnosis]) -> Vec<CausalRelation> {
         }
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use collector::{BatchRecord, ClockAnchor, Direction, FiveTuple, LossCounters, Record};
+    use tracefile::{Chunk, ChunkBody, ReadMode, RecordChunk, TraceAssembler};
+
+    fn sim_dir(tag: &str, duration: &str) -> std::path::PathBuf {
+        let dir =
+            std::env::temp_dir().join(format!("diagnose-stream-test-{tag}-{}", std::process::id()));
+        let mut sc = testbeds::scenario::Scenario::by_name_or_path("paper-moderate").unwrap();
+        sc.set("duration", duration).unwrap();
+        testbeds::sim::simulate_to_dir(&sc, &dir).unwrap();
+        dir
+    }
+
+    /// The streaming path and the in-memory path give the same diagnosis,
+    /// with 1 and 2 threads.
+    #[test]
+    fn run_path_equals_run_on_the_read_trace() {
+        let dir = sim_dir("eq", "0.06s");
+        let path = dir.join("trace.bin");
+        let trace = tracefile::read_trace(&path, ReadMode::Strict).unwrap();
+        let cfg1 = Config {
+            threads: Some(1),
+            ..Config::default()
+        };
+        let cfg2 = Config {
+            threads: Some(2),
+            ..Config::default()
+        };
+        let mem = run(&trace, &cfg1).unwrap();
+        let (s1, rep) = run_path(&path, ReadMode::Strict, &cfg1).unwrap();
+        let (s2, _) = run_path(&path, ReadMode::Strict, &cfg2).unwrap();
+        assert!(!mem.victims.is_empty());
+        assert!(mem.reconstruction.observations > 10_000);
+        assert_eq!(rep.streams, trace.streams.len());
+        assert!(rep.skipped.is_empty());
+        assert_eq!(mem, s1);
+        assert_eq!(s1, s2);
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    /// Salvage mode: a damaged region is skipped by the streaming reader the
+    /// same way as by the whole-trace reader; strict mode refuses the file.
+    #[test]
+    fn run_path_salvages_a_damaged_file() {
+        let dir = sim_dir("salvage", "0.03s");
+        let path = dir.join("trace.bin");
+        let mut bytes = std::fs::read(&path).unwrap();
+        let mid = bytes.len() / 2;
+        for b in &mut bytes[mid..mid + 64] {
+            *b ^= 0x5a;
+        }
+        let bad = dir.join("damaged.bin");
+        std::fs::write(&bad, &bytes).unwrap();
+        let cfg = Config::default();
+        assert!(matches!(
+            run_path(&bad, ReadMode::Strict, &cfg),
+            Err(DiagnoseError::Trace(_))
+        ));
+        let (d, rep) = run_path(&bad, ReadMode::Salvage, &cfg).unwrap();
+        assert!(!rep.skipped.is_empty());
+        let trace = tracefile::read_trace(&bad, ReadMode::Salvage).unwrap();
+        assert_eq!(rep.skipped, trace.report.skipped);
+        assert_eq!(d, run(&trace, &cfg).unwrap());
+        std::fs::remove_dir_all(&dir).ok();
+    }
+
+    fn batch(seq: u64, tsc: u64, ipids: &[u16], tuples: bool) -> Record {
+        Record::Batch(BatchRecord {
+            seq,
+            tsc,
+            requested: 4,
+            ipids: ipids.to_vec(),
+            non_ipv4: vec![],
+            tuples: tuples.then(|| {
+                ipids
+                    .iter()
+                    .map(|&i| FiveTuple {
+                        src_ip: i as u32,
+                        dst_ip: 7,
+                        src_port: 1,
+                        dst_port: 2,
+                        proto: 17,
+                    })
+                    .collect()
+            }),
+        })
+    }
+
+    fn rchunk(stream: u32, records: Vec<Record>, lost: u64) -> Chunk {
+        Chunk {
+            offset: 0,
+            len: 0,
+            body: ChunkBody::Records(RecordChunk {
+                stream,
+                first_seq: records.first().map_or(0, |r| r.seq()),
+                last_seq: records.last().map_or(0, |r| r.seq()),
+                loss: LossCounters {
+                    lost_full: lost,
+                    ..Default::default()
+                },
+                records,
+            }),
+        }
+    }
+
+    /// Chunks out of order, repeated and with gaps give the same index,
+    /// tuples and loss windows as the trace assembler's sorted, deduplicated
+    /// trace fed in order.
+    #[test]
+    fn builder_sorts_dedups_and_matches_the_assembler() {
+        let info = |id: u32, dir: Direction| collector::StreamInfo {
+            id,
+            nf: format!("nf{id}"),
+            nf_type: "t".into(),
+            role: collector::Role::Nf,
+            port: 0,
+            queue: 0,
+            direction: dir,
+            host: "h".into(),
+            carries_tuples: id == 0,
+        };
+        let anchor = |seq: u64, tsc: u64| {
+            Record::Anchor(ClockAnchor {
+                seq,
+                tsc,
+                mono_ns: tsc / 2,
+            })
+        };
+        let chunks = vec![
+            Chunk {
+                offset: 0,
+                len: 0,
+                body: ChunkBody::Stream(info(0, Direction::Tx)),
+            },
+            Chunk {
+                offset: 0,
+                len: 0,
+                body: ChunkBody::Stream(info(1, Direction::Rx)),
+            },
+            rchunk(0, vec![batch(5, 500, &[9, 10], true), anchor(6, 600)], 2),
+            rchunk(
+                1,
+                vec![batch(0, 90, &[1], false), batch(1, 120, &[2, 3], false)],
+                0,
+            ),
+            rchunk(
+                0,
+                vec![
+                    anchor(0, 0),
+                    batch(1, 100, &[1, 2, 3], true),
+                    batch(2, 200, &[4], true),
+                ],
+                0,
+            ),
+            // A repeat (as after a dumper restart) and a late gap filler.
+            rchunk(0, vec![batch(2, 200, &[4], true)], 2),
+            rchunk(0, vec![batch(4, 400, &[7, 8], true)], 2),
+            rchunk(1, vec![batch(3, 300, &[5], false)], 1),
+        ];
+        let mut asm = TraceAssembler::new();
+        let mut streamed = IndexBuilder::new();
+        for c in chunks {
+            asm.chunk(c.clone());
+            streamed.chunk(c);
+        }
+        let trace = asm.finish(tracefile::ReadReport::default());
+        let mut in_mem = IndexBuilder::new();
+        in_mem.trace(&trace);
+        let (a, ca) = streamed.finish(1e9).unwrap();
+        let (b, cb) = in_mem.finish(1e9).unwrap();
+        assert_eq!(ca, cb);
+        assert_eq!(a.ix.duplicates_dropped, 1);
+        assert_eq!(b.ix.duplicates_dropped, 0);
+        for (x, y) in [(&a, &trace), (&b, &trace)] {
+            assert_eq!(x.ix.batch_seq, vec![1, 2, 4, 5, 0, 1, 3]);
+            assert_eq!(x.ix.obs_ipid, vec![1, 2, 3, 4, 7, 8, 9, 10, 1, 2, 3, 5]);
+            assert_eq!(x.ix.batch_obs, vec![0, 3, 4, 6, 8, 9, 11, 12]);
+            assert_eq!(x.ix.stream_batches, vec![0, 4, 7]);
+            for (s, d) in y.streams.iter().enumerate() {
+                assert_eq!(x.skeleton.streams[s].loss_windows, d.loss_windows);
+                assert_eq!(x.skeleton.streams[s].anchors, d.anchors);
+            }
+            let tup: Vec<(u32, u32)> = x.stream_tuples[0]
+                .iter()
+                .map(|(o, t)| (*o, t.src_ip))
+                .collect();
+            assert_eq!(
+                tup,
+                vec![
+                    (0, 1),
+                    (1, 2),
+                    (2, 3),
+                    (3, 4),
+                    (4, 7),
+                    (5, 8),
+                    (6, 9),
+                    (7, 10)
+                ]
+            );
+            assert!(x.stream_tuples[1].is_empty());
+        }
+        // Stream 0: seq 3 missing plus one trailing loss; stream 1: seq 2.
+        assert_eq!(trace.streams[0].loss_windows.len(), 2);
+        assert_eq!(trace.streams[1].loss_windows.len(), 1);
+    }
 }

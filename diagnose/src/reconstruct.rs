@@ -40,7 +40,6 @@ use collector::{FiveTuple, Role};
 use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
-use tracefile::Trace;
 
 /// Counters of one matching step (rx of a node, or rx→tx inside a node).
 #[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
@@ -158,7 +157,7 @@ pub(crate) fn match_streams(
     let t0 = std::time::Instant::now();
     // Upstream observations in time order: each stream is time-sorted, so a
     // stable sort of their concatenation is a cheap run merge. Then a
-    // counting sort by IPID keeps time order within each bucket.
+    // stable sort by IPID keeps time order within each bucket.
     let mut timeline: Vec<(i64, u32, u16)> = Vec::new();
     for (k, &s) in up.iter().enumerate() {
         timeline.extend(ix.stream_obs(s).map(|o| (ix.time(o), o, k as u16)));
@@ -166,38 +165,24 @@ pub(crate) fn match_streams(
     if up.len() > 1 {
         timeline.sort_by_key(|e| e.0);
     }
-    let mut start = vec![0u32; 65537];
-    for e in &timeline {
-        start[ix.obs_ipid[e.1 as usize] as usize + 1] += 1;
-    }
-    for i in 0..65536 {
-        start[i + 1] += start[i];
-    }
+    // Stable radix sort by IPID keeps time order within each bucket.
+    let (by_ip, start) = radix_u16(&timeline, |e| ix.obs_ipid[e.1 as usize]);
+    drop(timeline);
     let n_up = start[65536] as usize;
     st.up = n_up as u64;
-    let mut cursor = start.clone();
     // One 16-byte entry per upstream observation: everything the sweep
     // touches per candidate is in one cache line.
-    let mut ue = vec![
-        UpE {
-            time: 0,
-            obs: 0,
-            k: 0,
+    let mut ue: Vec<UpE> = by_ip
+        .iter()
+        .map(|&(time, obs, k)| UpE {
+            time,
+            obs,
+            k,
             hits: 0,
             used: false,
-        };
-        n_up
-    ];
-    for &(t, o, k) in &timeline {
-        let ip = ix.obs_ipid[o as usize] as usize;
-        let c = cursor[ip] as usize;
-        ue[c].time = t;
-        ue[c].obs = o;
-        ue[c].k = k;
-        cursor[ip] += 1;
-    }
-    drop(cursor);
-    drop(timeline);
+        })
+        .collect();
+    drop(by_ip);
 
     // All downstream observations in dequeue-time order (each stream is
     // already sorted; the stable sort merges runs, ties keep stream order).
@@ -215,22 +200,7 @@ pub(crate) fn match_streams(
     // order within an IPID), so each upstream bucket is scanned once with
     // two monotone pointers instead of a binary search per packet.
     let obs_of = |di: u32, i: u32| ix.stream_obs(down[di as usize]).start + i;
-    let mut dstart = vec![0u32; 65537];
-    for &(_, di, i) in &order {
-        dstart[ix.obs_ipid[obs_of(di, i) as usize] as usize + 1] += 1;
-    }
-    for v in 0..65536 {
-        dstart[v + 1] += dstart[v];
-    }
-    let mut by_ipid = vec![(0i64, 0u32, 0u32); order.len()];
-    {
-        let mut cur = dstart.clone();
-        for &e in &order {
-            let ip = ix.obs_ipid[obs_of(e.1, e.2) as usize] as usize;
-            by_ipid[cur[ip] as usize] = e;
-            cur[ip] += 1;
-        }
-    }
+    let (by_ipid, dstart) = radix_u16(&order, |e| ix.obs_ipid[obs_of(e.1, e.2) as usize]);
     let mut ranges: Vec<Vec<(u32, u32)>> = down
         .iter()
         .map(|&d| vec![(0u32, 0u32); ix.stream_obs(d).len()])
@@ -255,6 +225,36 @@ pub(crate) fn match_streams(
             ranges[di as usize][i as usize] = (a as u32, b as u32);
         }
     }
+    // Unique candidates, found in the same IPID order (each upstream bucket
+    // scanned sequentially, now that every `hits` count is final) and kept
+    // with what the anchor filter and the sweep need, so neither has to
+    // chase the upstream table in downstream time order (cache misses).
+    let mut cand: Vec<Vec<Cand>> = ranges.iter().map(|rs| vec![Cand::NO; rs.len()]).collect();
+    for v in 0..65536 {
+        for &(_, di, i) in &by_ipid[dstart[v] as usize..dstart[v + 1] as usize] {
+            let (a, b) = ranges[di as usize][i as usize];
+            let al = &allowed[di as usize];
+            let mut only = NONE;
+            let mut count = 0;
+            for p in a..b {
+                if al[ue[p as usize].k as usize] {
+                    count += 1;
+                    only = p;
+                }
+            }
+            if count == 1 && ue[only as usize].hits == 1 {
+                let e = &ue[only as usize];
+                cand[di as usize][i as usize] = Cand {
+                    pos: only,
+                    obs: e.obs,
+                    k: e.k,
+                    time: e.time,
+                };
+            } else if count > 1 {
+                st.ambiguous += 1;
+            }
+        }
+    }
     drop(by_ipid);
     drop(dstart);
 
@@ -266,38 +266,28 @@ pub(crate) fn match_streams(
     }
     // Anchors per link, filtered by LIS on upstream order.
     let n_links = up.len();
-    let mut anchor_pos: Vec<Vec<u32>> = Vec::with_capacity(down.len());
-    for (di, rs) in ranges.iter().enumerate() {
-        let mut ap = vec![NONE; rs.len()];
-        let mut per_link: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n_links];
-        for (i, &(a, b)) in rs.iter().enumerate() {
-            let mut only = NONE;
-            let mut count = 0;
-            for p in a..b {
-                if allowed[di][ue[p as usize].k as usize] {
-                    count += 1;
-                    only = p;
-                }
-            }
-            if count == 1 && ue[only as usize].hits == 1 {
-                per_link[ue[only as usize].k as usize].push((i as u32, only));
-            } else if count > 1 {
-                st.ambiguous += 1;
+    let mut anchor: Vec<Vec<Cand>> = Vec::with_capacity(down.len());
+    for cs in cand {
+        let mut ap = vec![Cand::NO; cs.len()];
+        let mut per_link: Vec<Vec<(u32, Cand)>> = vec![Vec::new(); n_links];
+        for (i, c) in cs.into_iter().enumerate() {
+            if c.pos != NONE {
+                per_link[c.k as usize].push((i as u32, c));
             }
         }
         for list in per_link {
-            let keep = lis_by(&list, |&(_, pos)| ue[pos as usize].obs);
-            for (j, &(i, pos)) in list.iter().enumerate() {
+            let keep = lis_by(&list, |(_, c)| c.obs);
+            for (j, &(i, c)) in list.iter().enumerate() {
                 if keep[j] {
-                    ap[i as usize] = pos;
-                    ue[pos as usize].used = true;
+                    ap[i as usize] = c;
+                    ue[c.pos as usize].used = true;
                     st.anchors += 1;
                 } else {
                     st.anchors_out_of_order += 1;
                 }
             }
         }
-        anchor_pos.push(ap);
+        anchor.push(ap);
     }
 
     // Per downstream stream state for the sweep.
@@ -311,20 +301,20 @@ pub(crate) fn match_streams(
         res: Vec<u32>,
     }
     let mut queues: Vec<Queue> = Vec::with_capacity(down.len());
-    for ap in &anchor_pos {
+    for ap in &anchor {
         let n = ap.len();
         let mut next_t = vec![i64::MAX; n + 1];
         for i in (0..n).rev() {
-            next_t[i] = if ap[i] != NONE {
-                ue[ap[i] as usize].time
+            next_t[i] = if ap[i].pos != NONE {
+                ap[i].time
             } else {
                 next_t[i + 1]
             };
         }
         let mut link_anchors: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n_links];
-        for (i, &pos) in ap.iter().enumerate() {
-            if pos != NONE {
-                link_anchors[ue[pos as usize].k as usize].push((i as u32, ue[pos as usize].obs));
+        for (i, c) in ap.iter().enumerate() {
+            if c.pos != NONE {
+                link_anchors[c.k as usize].push((i as u32, c.obs));
             }
         }
         queues.push(Queue {
@@ -346,15 +336,14 @@ pub(crate) fn match_streams(
     for &(tx, di, i) in &order {
         let (di, i) = (di as usize, i as usize);
         let q = &mut queues[di];
-        let apos = anchor_pos[di][i];
-        if apos != NONE {
-            let pos = apos as usize;
-            let k = ue[pos].k as usize;
-            q.res[i] = ue[pos].obs;
-            q.last_on_link[k] = ue[pos].obs;
-            q.last_t = q.last_t.max(ue[pos].time);
-            q.last_delay = tx - ue[pos].time;
-            st.max_delay_ns = st.max_delay_ns.max(tx - ue[pos].time);
+        let c = anchor[di][i];
+        if c.pos != NONE {
+            let k = c.k as usize;
+            q.res[i] = c.obs;
+            q.last_on_link[k] = c.obs;
+            q.last_t = q.last_t.max(c.time);
+            q.last_delay = tx - c.time;
+            st.max_delay_ns = st.max_delay_ns.max(tx - c.time);
             continue;
         }
         let (a, b) = ranges[di][i];
@@ -429,6 +418,61 @@ pub(crate) fn match_streams(
     (queues.into_iter().map(|q| q.res).collect(), st)
 }
 
+/// Stable sort of `v` by a 16-bit key: two 8-bit LSD radix passes (256
+/// write cursors each stay in cache, unlike 65,536 bucket cursors). Also
+/// returns the bucket starts: key `k` occupies `start[k]..start[k + 1]`.
+fn radix_u16<T: Copy + Default>(v: &[T], key: impl Fn(&T) -> u16) -> (Vec<T>, Vec<u32>) {
+    let n = v.len();
+    let mut start = vec![0u32; 65537];
+    let mut lo = [0usize; 257];
+    let mut hi = [0usize; 257];
+    for e in v {
+        let k = key(e) as usize;
+        start[k + 1] += 1;
+        lo[(k & 255) + 1] += 1;
+        hi[(k >> 8) + 1] += 1;
+    }
+    for i in 0..65536 {
+        start[i + 1] += start[i];
+    }
+    for i in 0..256 {
+        lo[i + 1] += lo[i];
+        hi[i + 1] += hi[i];
+    }
+    let mut tmp = vec![T::default(); n];
+    for e in v {
+        let b = (key(e) & 255) as usize;
+        tmp[lo[b]] = *e;
+        lo[b] += 1;
+    }
+    let mut out = vec![T::default(); n];
+    for e in &tmp {
+        let b = (key(e) >> 8) as usize;
+        out[hi[b]] = *e;
+        hi[b] += 1;
+    }
+    (out, start)
+}
+
+/// A downstream observation's unique candidate (`pos` [`NONE`] if none):
+/// its position in the upstream table and a copy of what is read later.
+#[derive(Clone, Copy)]
+struct Cand {
+    time: i64,
+    pos: u32,
+    obs: u32,
+    k: u16,
+}
+
+impl Cand {
+    const NO: Cand = Cand {
+        time: 0,
+        pos: NONE,
+        obs: 0,
+        k: 0,
+    };
+}
+
 #[derive(Clone, Copy)]
 struct UpE {
     time: i64,
@@ -482,32 +526,58 @@ pub(crate) struct TupleObs {
     pub tuples: Vec<FiveTuple>,
 }
 
-/// Collects the recorded 5-tuples so the trace can be dropped before
-/// matching.
-pub(crate) fn collect_tuples(trace: &Trace, ix: &Index, dag: &Dag) -> TupleObs {
+/// Interns the recorded 5-tuples (`stream_tuples[s]`: (observation, tuple)
+/// of stream s in observation order) in topological order of the streams'
+/// nodes, tx before rx within a node.
+pub(crate) fn collect_tuples(stream_tuples: &[Vec<(u32, FiveTuple)>], dag: &Dag) -> TupleObs {
     let mut obs = Vec::new();
     let mut tuples = Vec::new();
-    let mut tuple_id: HashMap<FiveTuple, u32> = HashMap::new();
+    let mut tuple_id: HashMap<FiveTuple, u32, FxBuild> = HashMap::default();
     for &f in &dag.topo_order {
         let node = &dag.nodes[f];
         for &s in node.tx_streams.iter().chain(node.rx_streams.iter()) {
-            let data = &trace.streams[s as usize];
-            let br = ix.stream_batch_range(s);
-            for (bi, b) in (br.start..br.end).zip(data.batches.iter()) {
-                let Some(ts) = &b.tuples else { continue };
-                let o0 = ix.batch_obs[bi as usize];
-                for (i, t) in ts.iter().enumerate().take(b.ipids.len()) {
-                    let id = *tuple_id.entry(*t).or_insert_with(|| {
-                        tuples.push(*t);
-                        (tuples.len() - 1) as u32
-                    });
-                    obs.push((o0 + i as u32, id));
-                }
+            for &(o, t) in stream_tuples.get(s as usize).into_iter().flatten() {
+                let id = *tuple_id.entry(t).or_insert_with(|| {
+                    tuples.push(t);
+                    (tuples.len() - 1) as u32
+                });
+                obs.push((o, id));
             }
         }
     }
     TupleObs { obs, tuples }
 }
+
+/// A fast, non-cryptographic hasher (the "Fx" multiply-rotate scheme) for
+/// interning millions of 5-tuples; the input is a trace, not an adversary
+/// who could force collisions to any purpose beyond a slower run.
+#[derive(Default, Clone, Copy)]
+struct FxHasher(u64);
+
+impl std::hash::Hasher for FxHasher {
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.write_u64(b as u64);
+        }
+    }
+    fn write_u8(&mut self, v: u8) {
+        self.write_u64(v as u64);
+    }
+    fn write_u16(&mut self, v: u16) {
+        self.write_u64(v as u64);
+    }
+    fn write_u32(&mut self, v: u32) {
+        self.write_u64(v as u64);
+    }
+    fn write_u64(&mut self, v: u64) {
+        self.0 = (self.0.rotate_left(5) ^ v).wrapping_mul(0x51_7c_c1_b7_27_22_0a_95);
+    }
+    fn finish(&self) -> u64 {
+        self.0
+    }
+}
+
+type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
 
 pub(crate) fn reconstruct(
     tuple_obs: TupleObs,
@@ -620,6 +690,10 @@ pub(crate) fn reconstruct(
         })
         .collect();
 
+    let t_join = std::time::Instant::now();
+    if timing() {
+        eprintln!("  all units matched");
+    }
     let n_obs = ix.n_obs();
     let mut stats = ReconstructionStats {
         observations: n_obs as u64,
@@ -696,6 +770,9 @@ pub(crate) fn reconstruct(
         }
     }
     drop(pkt_path);
+    if timing() {
+        eprintln!("  merge + journeys {:.2}s", t_join.elapsed().as_secs_f64());
+    }
     let n_pkts = pkt_first.len();
     stats.packets = n_pkts as u64;
     stats.paths = (paths.len() - 1) as u64;

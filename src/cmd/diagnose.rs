@@ -8,7 +8,7 @@ use diagnose::{parse_duration_ns, parse_victims, Config, DagOrigin, Diagnosis, R
 use std::io::Write;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use tracefile::{read_trace, ReadMode};
+use tracefile::ReadMode;
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
 pub enum Format {
@@ -225,14 +225,18 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     } else {
         ReadMode::Strict
     };
-    let trace = read_trace(&args.trace, mode)
-        .with_context(|| format!("cannot read {}", args.trace.display()))?;
-    if trace.streams.is_empty() {
+    let progress = TtyProgress::new();
+    // Streams the file straight into the engine's index: the in-memory
+    // trace (a Vec per batch record) is never built.
+    let (d, report) = diagnose::run_path_with_progress(&args.trace, mode, &cfg, &|s, a, b| {
+        progress.update(s, a, b)
+    })
+    .with_context(|| format!("cannot diagnose {}", args.trace.display()))?;
+    if report.streams == 0 {
+        progress.finish();
         bail!("{}: the trace has no streams", args.trace.display());
     }
-    let skipped = trace.report.skipped.len();
-    let progress = TtyProgress::new();
-    let d = diagnose::run_owned_with_progress(trace, &cfg, &|s, a, b| progress.update(s, a, b))?;
+    let skipped = report.skipped.len();
     progress.finish();
     eprint!("{}", summary(&d));
     if let Some(p) = &args.relations {
