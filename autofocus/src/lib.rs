@@ -78,7 +78,7 @@ mod report;
 mod split;
 
 pub use pattern::{LocationPattern, Pattern, PortRange, SidePattern};
-pub use report::{GapSummary, LocationMatrix, MatrixCell, Report};
+pub use report::{gap_summary, GapSummary, LocationMatrix, MatrixCell, Report};
 
 /// Where a culprit or a victim was observed: an NF instance, or a traffic
 /// source (`nf_type == "source"`).

@@ -169,7 +169,9 @@ fn location_matrix(valid: &[&Relation], total: f64) -> (LocationMatrix, f64) {
     )
 }
 
-fn gap_summary(gaps: impl Iterator<Item = f64>) -> Option<GapSummary> {
+/// Nearest-rank percentiles of the finite values in `gaps`; `None` when
+/// there is none.
+pub fn gap_summary(gaps: impl Iterator<Item = f64>) -> Option<GapSummary> {
     let mut v: Vec<f64> = gaps.filter(|g| g.is_finite()).collect();
     if v.is_empty() {
         return None;

@@ -55,8 +55,8 @@ pub use config::{parse_duration_ns, parse_victims, Config, VictimRule};
 pub use dag::{Dag, DagEdge, DagNode, DagOrigin};
 pub use index::{HostClock, IndexBuilder};
 pub use output::{
-    read_bin, read_jsonl, to_autofocus, write_bin, write_jsonl, CausalRelation, Culprit, Location,
-    PacketSlot, VictimDiagnosis,
+    gap_summary, read_bin, read_jsonl, to_autofocus, write_bin, write_jsonl, CausalRelation,
+    Culprit, Location, PacketSlot, VictimDiagnosis,
 };
 pub use queue::{PeakRate, RateOrigin};
 pub use reconstruct::{MatchStats, ReconstructionStats};

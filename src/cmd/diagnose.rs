@@ -187,8 +187,12 @@ pub(crate) fn write_relations(
     .with_context(|| format!("cannot write {}", path.display()))
 }
 
+/// Aggregates causal relations into the operator's report and writes it.
+/// The relation count and the culprit→victim gap percentiles are those of
+/// the causal relations (paper §6.4 / Fig. 15), not of the per-flow
+/// expansion the aggregation runs on.
 pub(crate) fn emit_report(
-    rels: &[autofocus::Relation],
+    rels: &[diagnose::CausalRelation],
     threshold: &str,
     format: Format,
     out: Option<&PathBuf>,
@@ -198,7 +202,9 @@ pub(crate) fn emit_report(
         threshold: th,
         ..autofocus::Config::default()
     };
-    let report = autofocus::aggregate(rels, &cfg);
+    let mut report = autofocus::aggregate(&diagnose::to_autofocus(rels), &cfg);
+    report.relations = rels.len();
+    report.gaps = diagnose::gap_summary(rels);
     let text = match format {
         Format::Table => report.render_table(120),
         Format::Json => report.to_json(),
@@ -228,7 +234,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     let progress = TtyProgress::new();
     // Streams the file straight into the engine's index: the in-memory
     // trace (a Vec per batch record) is never built.
-    let (d, report) = diagnose::run_path_with_progress(&args.trace, mode, &cfg, &|s, a, b| {
+    let (mut d, report) = diagnose::run_path_with_progress(&args.trace, mode, &cfg, &|s, a, b| {
         progress.update(s, a, b)
     })
     .with_context(|| format!("cannot diagnose {}", args.trace.display()))?;
@@ -243,12 +249,11 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         write_relations(p, &d.relations)?;
         eprintln!("relations written to {}", p.display());
     }
-    emit_report(
-        &d.to_autofocus(),
-        &args.threshold,
-        args.format,
-        args.out.as_ref(),
-    )?;
+    // Only the relations are needed from here on: free the reconstruction
+    // (GBs at paper scale) before the aggregation allocates its own tables.
+    let relations = std::mem::take(&mut d.relations);
+    drop(d);
+    emit_report(&relations, &args.threshold, args.format, args.out.as_ref())?;
     if skipped > 0 {
         eprintln!("warning: {skipped} damaged region(s) of the trace were skipped");
         return Ok(ExitCode::from(1));
