@@ -9,6 +9,7 @@
 //!   duplicates are detectable by any reader.
 //! - [`meta`]: stream identity (NF, type, role, port, queue, direction, host)
 //!   and the NF graph, as written into a trace's metadata section.
+//! - [`units`]: the one duration parser (`300us`, `1.5ms`, `5s`).
 //! - [`clock`]: ticks → nanoseconds calibrated from anchors in the data, never
 //!   from a nominal TSC frequency alone.
 //!
@@ -20,6 +21,7 @@ pub mod clock;
 pub mod meta;
 pub mod record;
 pub mod ring;
+pub mod units;
 
 pub use clock::Calibration;
 pub use meta::{Edge, NfSpec, StreamInfo, Topology, TraceMeta};

@@ -70,26 +70,8 @@ pub fn parse_victims(spec: &str) -> Result<Vec<VictimRule>, String> {
 
 /// Parses `300us`, `2ms`, `1.5s`, `800ns` (a bare number is nanoseconds).
 pub fn parse_duration_ns(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (num, mult) = if let Some(n) = s.strip_suffix("ns") {
-        (n, 1.0)
-    } else if let Some(n) = s.strip_suffix("us").or_else(|| s.strip_suffix("µs")) {
-        (n, 1e3)
-    } else if let Some(n) = s.strip_suffix("ms") {
-        (n, 1e6)
-    } else if let Some(n) = s.strip_suffix('s') {
-        (n, 1e9)
-    } else {
-        (s, 1.0)
-    };
-    let v: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| format!("bad duration {s:?}: expected e.g. 300us, 2ms"))?;
-    if !v.is_finite() || v < 0.0 {
-        return Err(format!("bad duration {s:?}: must be a non-negative number"));
-    }
-    Ok((v * mult).round() as i64)
+    collector::units::parse_duration_ns(s, collector::units::BareNumber::Nanoseconds)
+        .and_then(|ns| i64::try_from(ns).map_err(|_| format!("duration `{s}` is out of range")))
 }
 
 /// Parses `1000pps`, `50kpps`, `1.2mpps` (a bare number is pps).

@@ -65,30 +65,8 @@ pub fn install_signal_handlers(stop: &Arc<AtomicBool>) -> std::io::Result<()> {
 /// Parses a duration like `200ms`, `1.5s`, `2m`, `500us` or a plain number
 /// of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("duration {s:?}: expected a number with an optional unit"))?;
-    let secs = match unit.trim() {
-        "" | "s" => v,
-        "ms" => v / 1e3,
-        "us" | "µs" => v / 1e6,
-        "ns" => v / 1e9,
-        "m" | "min" => v * 60.0,
-        u => {
-            return Err(format!(
-                "duration {s:?}: unknown unit {u:?} (ns, us, ms, s, m)"
-            ))
-        }
-    };
-    if !secs.is_finite() || !(0.0..=1e9).contains(&secs) {
-        return Err(format!("duration {s:?} out of range"));
-    }
-    Ok(std::time::Duration::from_secs_f64(secs))
+    collector::units::parse_duration_ns(s, collector::units::BareNumber::Seconds)
+        .map(std::time::Duration::from_nanos)
 }
 
 #[cfg(test)]

@@ -40,28 +40,8 @@ impl SimDuration {
 
     /// Parses `"5s"`, `"1.5ms"`, `"800us"`, `"100ns"`.
     pub fn parse(s: &str) -> Result<SimDuration, String> {
-        let s = s.trim();
-        let (num, mult) = if let Some(n) = s.strip_suffix("ns") {
-            (n, 1.0)
-        } else if let Some(n) = s.strip_suffix("us").or_else(|| s.strip_suffix("µs")) {
-            (n, 1e3)
-        } else if let Some(n) = s.strip_suffix("ms") {
-            (n, 1e6)
-        } else if let Some(n) = s.strip_suffix('s') {
-            (n, 1e9)
-        } else {
-            return Err(format!(
-                "duration `{s}` needs a unit: s, ms, us or ns (e.g. `5s`)"
-            ));
-        };
-        let v: f64 = num
-            .trim()
-            .parse()
-            .map_err(|_| format!("duration `{s}`: `{num}` is not a number"))?;
-        if !v.is_finite() || v < 0.0 {
-            return Err(format!("duration `{s}` must be a non-negative number"));
-        }
-        Ok(SimDuration((v * mult).round() as u64))
+        collector::units::parse_duration_ns(s, collector::units::BareNumber::Reject)
+            .map(SimDuration)
     }
 }
 

@@ -22,30 +22,7 @@ use serde::{Deserialize, Serialize};
 
 /// Parses `500us`, `3s`, `1.5ms`, `200ns` into nanoseconds.
 pub fn parse_duration_ns(s: &str) -> Result<u64, String> {
-    let s = s.trim();
-    let split = s
-        .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-        .unwrap_or(s.len());
-    let (num, unit) = s.split_at(split);
-    let v: f64 = num
-        .parse()
-        .map_err(|_| format!("bad duration \"{s}\": expected a number then ns/us/ms/s"))?;
-    let mul = match unit {
-        "ns" => 1.0,
-        "us" | "µs" => 1e3,
-        "ms" => 1e6,
-        "s" => 1e9,
-        _ => {
-            return Err(format!(
-                "bad duration \"{s}\": unit must be ns, us, ms or s"
-            ))
-        }
-    };
-    let ns = v * mul;
-    if !ns.is_finite() || !(0.0..=1e15).contains(&ns) {
-        return Err(format!("duration \"{s}\" out of range"));
-    }
-    Ok(ns.round() as u64)
+    collector::units::parse_duration_ns(s, collector::units::BareNumber::Reject)
 }
 
 /// One injection, times relative to the start of traffic.
