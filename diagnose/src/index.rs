@@ -363,7 +363,7 @@ impl IndexBuilder {
                     Some((xs[k - 1].0, xs[k - 1].1.tsc))
                 }
             });
-            let loss_windows = loss_windows(id as StreamId, seqs, &a.loss);
+            let loss_windows = tracefile::loss_windows_from(id as StreamId, seqs, &a.loss);
             skeleton_streams.push(tracefile::StreamData {
                 info: a.info.clone(),
                 batches: Vec::new(),
@@ -569,43 +569,4 @@ fn sort_dedup(a: &mut StreamAcc) -> u64 {
     a.tuples = tuples;
     a.ascending = true;
     dropped
-}
-
-/// Sequence gaps over a stream's (seq, tsc) records (ascending, unique) as
-/// loss windows, plus the records the final counters say were lost after
-/// the last one seen — the same rule as `tracefile::assemble::loss_windows`.
-fn loss_windows(
-    stream: StreamId,
-    records: impl Iterator<Item = (u64, u64)>,
-    loss: &collector::LossCounters,
-) -> Vec<tracefile::LossWindow> {
-    let mut out = Vec::new();
-    let mut next: u64 = 0;
-    let mut prev_tsc = None;
-    let mut gaps: u64 = 0;
-    for (s, tsc) in records {
-        if s > next {
-            out.push(tracefile::LossWindow {
-                stream,
-                first_seq: next,
-                last_seq: s - 1,
-                after_tsc: prev_tsc,
-                before_tsc: Some(tsc),
-            });
-            gaps = gaps.saturating_add(s - next);
-        }
-        next = s.saturating_add(1);
-        prev_tsc = Some(tsc);
-    }
-    let trailing = loss.total().saturating_sub(gaps);
-    if trailing > 0 {
-        out.push(tracefile::LossWindow {
-            stream,
-            first_seq: next,
-            last_seq: next.saturating_add(trailing - 1),
-            after_tsc: prev_tsc,
-            before_tsc: None,
-        });
-    }
-    out
 }

@@ -149,24 +149,36 @@ fn tsc_of(r: &Record) -> u64 {
 /// Sequence gaps in `records` (ascending, unique) as windows, plus the
 /// records the final counters say were lost after the last one seen.
 pub fn loss_windows(stream: StreamId, records: &[Record], loss: &LossCounters) -> Vec<LossWindow> {
+    loss_windows_from(stream, records.iter().map(|r| (r.seq(), tsc_of(r))), loss)
+}
+
+/// The loss-window rule over `(seq, tsc)` pairs in ascending, unique seq
+/// order: every gap is a window bounded by its neighbours' timestamps, and
+/// whatever the final counters count beyond the gaps was lost after the last
+/// record. The one definition, shared by the reader and by engines that
+/// index records in their own layout.
+pub fn loss_windows_from(
+    stream: StreamId,
+    records: impl IntoIterator<Item = (u64, u64)>,
+    loss: &LossCounters,
+) -> Vec<LossWindow> {
     let mut out = Vec::new();
     let mut next: u64 = 0;
     let mut prev_tsc = None;
     let mut gaps: u64 = 0;
-    for r in records {
-        let s = r.seq();
+    for (s, tsc) in records {
         if s > next {
             out.push(LossWindow {
                 stream,
                 first_seq: next,
                 last_seq: s - 1,
                 after_tsc: prev_tsc,
-                before_tsc: Some(tsc_of(r)),
+                before_tsc: Some(tsc),
             });
             gaps = gaps.saturating_add(s - next);
         }
         next = s.saturating_add(1);
-        prev_tsc = Some(tsc_of(r));
+        prev_tsc = Some(tsc);
     }
     let trailing = loss.total().saturating_sub(gaps);
     if trailing > 0 {

@@ -35,7 +35,7 @@ pub mod reader;
 pub mod summary;
 pub mod writer;
 
-pub use assemble::TraceAssembler;
+pub use assemble::{loss_windows_from, TraceAssembler};
 pub use reader::{Chunk, ChunkBody, RecordChunk, TraceReader};
 pub use writer::{AppendReport, Rollback, TraceWriter, WriterStats, DEFAULT_CHUNK_RECORDS};
 
