@@ -414,11 +414,34 @@ static inline void ms_fill(struct ms_batch_slots *sl, struct rte_mbuf **pkts, ui
     }
 }
 
+/* Counts one recorded batch of `n` packets in the stream's statistics
+ * (single writer: the stream's own lcore; relaxed stores for readers). */
+static inline void ms_count(struct ms_stream *s, uint16_t n)
+{
+    __atomic_store_n(&s->batches, s->batches + 1, __ATOMIC_RELAXED);
+    __atomic_store_n(&s->packets, s->packets + n, __ATOMIC_RELAXED);
+}
+
+/* Records a burst of `nb` packets read from their mbufs (rx, and the tx
+ * callback fallback). A full ring or a too-big record is counted by the ring
+ * and otherwise ignored: the NF never waits. */
+static inline void ms_record_burst(struct ms_stream *s, uint64_t tsc, uint16_t requested,
+                                   struct rte_mbuf **pkts, uint16_t nb)
+{
+    struct ms_batch_slots sl = {0};
+    if (ms_ring_reserve_batch(&s->ring, tsc, requested, nb,
+                              MS_BATCH_F_NON_IPV4 | (s->tuples ? MS_BATCH_F_TUPLES : 0u),
+                              &sl) != MS_RING_OK)
+        return;
+    ms_fill(&sl, pkts, nb);
+    ms_ring_commit(&s->ring);
+    ms_count(s, nb);
+}
+
 static uint16_t ms_rx_cb(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, uint16_t nb,
                          uint16_t max_pkts, void *arg)
 {
     struct ms_stream *s = arg;
-    struct ms_batch_slots sl = {0};
     uint64_t tsc;
     (void)port;
     (void)queue;
@@ -434,14 +457,7 @@ static uint16_t ms_rx_cb(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, 
     }
     s->empty_run = 0;
     tsc = rte_rdtsc();
-    if (ms_ring_reserve_batch(&s->ring, tsc, max_pkts, nb,
-                              MS_BATCH_F_NON_IPV4 | (s->tuples ? MS_BATCH_F_TUPLES : 0u),
-                              &sl) == MS_RING_OK) {
-        ms_fill(&sl, pkts, nb);
-        ms_ring_commit(&s->ring);
-        __atomic_store_n(&s->batches, s->batches + 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->packets, s->packets + nb, __ATOMIC_RELAXED);
-    }
+    ms_record_burst(s, tsc, max_pkts, pkts, nb);
     ms_maybe_anchor(s, tsc);
     return nb;
 }
@@ -467,8 +483,7 @@ static inline void ms_tx_record(struct ms_stream *s, uint64_t tsc, uint16_t offe
     if (sl.tuples)
         memcpy(sl.tuples, tuples, (size_t)sent * MS_TUPLE_LEN);
     ms_ring_commit(&s->ring);
-    __atomic_store_n(&s->batches, s->batches + 1, __ATOMIC_RELAXED);
-    __atomic_store_n(&s->packets, s->packets + sent, __ATOMIC_RELAXED);
+    ms_count(s, sent);
 }
 
 static inline uint16_t ms_tx_common(uint16_t port, void *txq, struct rte_mbuf **pkts, uint16_t nb)
@@ -563,21 +578,13 @@ static uint16_t ms_tx_cb(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, 
                          void *arg)
 {
     struct ms_stream *s = arg;
-    struct ms_batch_slots sl = {0};
     uint64_t tsc;
     (void)port;
     (void)queue;
     if (nb == 0)
         return 0;
     tsc = rte_rdtsc();
-    if (ms_ring_reserve_batch(&s->ring, tsc, nb, nb,
-                              MS_BATCH_F_NON_IPV4 | (s->tuples ? MS_BATCH_F_TUPLES : 0u),
-                              &sl) == MS_RING_OK) {
-        ms_fill(&sl, pkts, nb);
-        ms_ring_commit(&s->ring);
-        __atomic_store_n(&s->batches, s->batches + 1, __ATOMIC_RELAXED);
-        __atomic_store_n(&s->packets, s->packets + nb, __ATOMIC_RELAXED);
-    }
+    ms_record_burst(s, tsc, nb, pkts, nb);
     ms_maybe_anchor(s, tsc);
     return nb;
 }
