@@ -41,6 +41,26 @@ pub fn accuracy_table(ms: &MethodAccuracy, nm: &MethodAccuracy) -> String {
 /// The rank CDF of Fig. 11 (overall) and Fig. 12 (per kind): share of
 /// victims whose culprit has rank ≤ k, k = 1..=10, and the rank reached at
 /// victim percentiles.
+/// The rank of the injected culprit for each victim of `kind` (all kinds
+/// when `None`), by Microscope (`microscope`) or NetMedic.
+fn ranks_of(
+    victims: &[VictimOutcome],
+    kind: Option<crate::matching::Kind>,
+    microscope: bool,
+) -> Vec<Option<usize>> {
+    victims
+        .iter()
+        .filter(|v| kind.is_none_or(|k| v.kind == k))
+        .map(|v| {
+            if microscope {
+                v.microscope.rank
+            } else {
+                v.netmedic.rank
+            }
+        })
+        .collect()
+}
+
 pub fn cdf_table(victims: &[VictimOutcome]) -> String {
     let mut s = String::new();
     let groups: Vec<(&str, Option<crate::matching::Kind>)> = vec![
@@ -57,17 +77,7 @@ pub fn cdf_table(victims: &[VictimOutcome]) -> String {
     let _ = writeln!(s);
     for (gname, kind) in &groups {
         for (mname, ms) in [("microscope", true), ("netmedic", false)] {
-            let ranks: Vec<Option<usize>> = victims
-                .iter()
-                .filter(|v| kind.is_none_or(|k| v.kind == k))
-                .map(|v| {
-                    if ms {
-                        v.microscope.rank
-                    } else {
-                        v.netmedic.rank
-                    }
-                })
-                .collect();
+            let ranks = ranks_of(victims, *kind, ms);
             if ranks.is_empty() {
                 continue;
             }
@@ -90,17 +100,7 @@ pub fn cdf_table(victims: &[VictimOutcome]) -> String {
     let _ = writeln!(s);
     for (gname, kind) in &groups {
         for (mname, ms) in [("microscope", true), ("netmedic", false)] {
-            let ranks: Vec<Option<usize>> = victims
-                .iter()
-                .filter(|v| kind.is_none_or(|k| v.kind == k))
-                .map(|v| {
-                    if ms {
-                        v.microscope.rank
-                    } else {
-                        v.netmedic.rank
-                    }
-                })
-                .collect();
+            let ranks = ranks_of(victims, *kind, ms);
             if ranks.is_empty() {
                 continue;
             }

@@ -182,16 +182,18 @@ impl Dataset {
     /// series name before `#` (as [`crate::train::series_from_rows`] names
     /// series); runs are numbered in first-seen order.
     pub fn group_by_run(&mut self) {
-        let mut runs: Vec<String> = Vec::new();
-        let g = self
-            .series
+        self.fold_group = Some(self.run_ids());
+    }
+
+    /// Each row's run: the part of its series name before `#` (as
+    /// [`crate::train::series_from_rows`] names series), numbered in
+    /// first-seen order.
+    pub fn run_ids(&self) -> Vec<usize> {
+        let mut runs: Vec<&str> = Vec::new();
+        self.series
             .iter()
             .map(|&s| {
-                let r = self.series_names[s]
-                    .split('#')
-                    .next()
-                    .unwrap_or("")
-                    .to_string();
+                let r = self.series_names[s].split('#').next().unwrap_or("");
                 match runs.iter().position(|x| *x == r) {
                     Some(i) => i,
                     None => {
@@ -200,8 +202,7 @@ impl Dataset {
                     }
                 }
             })
-            .collect();
-        self.fold_group = Some(g);
+            .collect()
     }
 
     /// Fold `b` of `k`: (train indices, test indices). Time blocks with

@@ -291,25 +291,7 @@ pub fn eval_anomaly(
         .iter()
         .position(|c| c == normal_class)
         .ok_or_else(|| NfmonError::Data(format!("no {normal_class:?} rows")))?;
-    let mut runs: Vec<String> = Vec::new();
-    let run: Vec<usize> = ds
-        .series
-        .iter()
-        .map(|&s| {
-            let r = ds.series_names[s]
-                .split('#')
-                .next()
-                .unwrap_or("")
-                .to_string();
-            match runs.iter().position(|x| *x == r) {
-                Some(i) => i,
-                None => {
-                    runs.push(r);
-                    runs.len() - 1
-                }
-            }
-        })
-        .collect();
+    let run = ds.run_ids();
     let scores = eval_by_run(&ds.x, &ds.class, &ds.class_names, normal, &run, k, params)?;
     Ok((scores, ds.features))
 }
