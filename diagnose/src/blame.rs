@@ -583,9 +583,23 @@ pub fn split_scores(t_exp: f64, t_f: f64, s_i: f64, spans: &[Vec<f64>]) -> (Vec<
     (out, rest)
 }
 
-/// Flow scores from (tuple, score) pairs with distinct tuples.
+/// Flow scores from (tuple, score) pairs with distinct tuples (nothing to
+/// sum: the same result as [`fold_flows`] without its sort by tuple).
 fn counts_to_flows(it: impl Iterator<Item = (u32, f64)>, max: usize) -> Vec<(u32, f64)> {
-    fold_flows(it.collect(), max)
+    let mut v: Vec<(u32, f64)> = it.filter(|f| f.0 != NONE).collect();
+    top_flows(&mut v, max);
+    v
+}
+
+/// Keeps the `max` largest scores of distinct tuples, sorted descending
+/// (ties: tuple id) — a selection then a sort of the kept ones only.
+fn top_flows(v: &mut Vec<(u32, f64)>, max: usize) {
+    let by_score = |a: &(u32, f64), b: &(u32, f64)| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0));
+    if v.len() > max {
+        v.select_nth_unstable_by(max, by_score);
+        v.truncate(max);
+    }
+    v.sort_unstable_by(by_score);
 }
 
 /// Sums per tuple id, drops unknown tuples, keeps the `max` largest.
@@ -600,7 +614,6 @@ pub(crate) fn fold_flows(mut v: Vec<(u32, f64)>, max: usize) -> Vec<(u32, f64)> 
             _ => out.push((t, s)),
         }
     }
-    out.sort_by(|a, b| b.1.total_cmp(&a.1).then(a.0.cmp(&b.0)));
-    out.truncate(max);
+    top_flows(&mut out, max);
     out
 }

@@ -69,6 +69,49 @@ impl Dag {
     pub fn node_index(&self, name: &str) -> Option<usize> {
         self.nodes.iter().position(|n| n.name == name)
     }
+
+    /// Human-readable DAG: where it came from, then one line per edge in
+    /// topological order of its source node (inferred edges with their
+    /// confidence and matched fraction).
+    pub fn describe(&self) -> String {
+        let mut s = match &self.origin {
+            DagOrigin::Topology => format!(
+                "DAG in use: {} nodes, {} edges, from the trace's topology\n",
+                self.nodes.len(),
+                self.edges.len()
+            ),
+            DagOrigin::Inferred {
+                window_ns,
+                sampled_rx_per_node,
+            } => format!(
+                "DAG in use: {} nodes, {} edges, inferred from IPIDs \
+                 (window {:.1} ms, up to {sampled_rx_per_node} rx packets sampled per node)\n",
+                self.nodes.len(),
+                self.edges.len(),
+                *window_ns as f64 / 1e6
+            ),
+        };
+        let mut rank = vec![0usize; self.nodes.len()];
+        for (i, &n) in self.topo_order.iter().enumerate() {
+            rank[n] = i;
+        }
+        let mut edges: Vec<&DagEdge> = self.edges.iter().collect();
+        edges.sort_by_key(|e| (rank[e.from], rank[e.to]));
+        for e in edges {
+            let (a, b) = (&self.nodes[e.from].name, &self.nodes[e.to].name);
+            match self.origin {
+                DagOrigin::Topology => s += &format!("  {a} -> {b}\n"),
+                DagOrigin::Inferred { .. } => {
+                    s += &format!(
+                        "  {a} -> {b}  confidence {:.3}, matched {:.1}% of {b}'s sampled packets\n",
+                        e.confidence,
+                        e.matched_fraction * 100.0
+                    )
+                }
+            }
+        }
+        s
+    }
 }
 
 /// Builds the node list (topology NFs first, then any NF named only by a

@@ -183,14 +183,15 @@ impl StreamAcc {
 pub(crate) struct Built {
     pub skeleton: Trace,
     pub ix: Index,
-    /// Per stream: (observation, tuple) in observation order.
-    pub stream_tuples: Vec<Vec<(u32, collector::FiveTuple)>>,
+    /// Per stream: the recorded 5-tuples as (observation, index in its
+    /// batch, tuple), in observation order.
+    pub stream_tuples: Vec<Vec<(u32, u16, collector::FiveTuple)>>,
 }
 
 /// Builds the dense [`Index`] incrementally — from a [`Trace`] in memory or
 /// straight from [`tracefile::TraceReader`] chunks — without ever holding a
 /// `Vec` per batch. Records of a stream may arrive in any order and repeat
-/// (as the trace assembler allows); [`IndexBuilder::finish`] sorts them by
+/// (as the trace assembler allows); `finish` sorts them by
 /// seq, drops duplicates (the first copy wins, as in the assembler), derives
 /// the loss windows and converts timestamps once every anchor is known.
 #[derive(Default)]
@@ -270,10 +271,16 @@ impl IndexBuilder {
 
     /// Adds one validated chunk from a [`tracefile::TraceReader`].
     pub fn chunk(&mut self, chunk: tracefile::Chunk) {
+        self.chunk_ref(&chunk);
+    }
+
+    /// [`IndexBuilder::chunk`] by reference (records are copied), so the
+    /// caller decides where the chunk's buffers are freed.
+    pub fn chunk_ref(&mut self, chunk: &tracefile::Chunk) {
         self.footer_last = false;
-        match chunk.body {
-            tracefile::ChunkBody::Meta(m) => self.meta(m),
-            tracefile::ChunkBody::Stream(info) => self.declare(info),
+        match &chunk.body {
+            tracefile::ChunkBody::Meta(m) => self.meta(m.clone()),
+            tracefile::ChunkBody::Stream(info) => self.declare(info.clone()),
             tracefile::ChunkBody::Records(rc) => {
                 self.loss(rc.stream, &rc.loss);
                 for r in &rc.records {
@@ -340,37 +347,48 @@ impl IndexBuilder {
         mut self,
         nominal_hz: f64,
     ) -> Result<(Built, Vec<HostClock>), DiagnoseError> {
-        // Pass 1: order every stream by seq and drop duplicates, and collect
-        // what the skeleton trace (clock, DAG, losses) needs.
-        let mut skeleton_streams = Vec::with_capacity(self.streams.len());
-        for (id, a) in self.streams.iter_mut().enumerate() {
-            self.duplicates += sort_dedup(a);
-            // Both kinds are ascending now: merge them without allocating.
-            let (bs, xs) = (&a.b_seq, &a.anchors);
-            let (mut i, mut k) = (0, 0);
-            let seqs = std::iter::from_fn(|| {
-                let batch = match (bs.get(i), xs.get(k)) {
-                    (None, None) => return None,
-                    (Some(_), None) => true,
-                    (None, Some(_)) => false,
-                    (Some(&b), Some(x)) => b < x.0,
+        // Pass 1 (streams in parallel): order every stream by seq and drop
+        // duplicates, and collect what the skeleton trace (clock, DAG,
+        // losses) needs.
+        let pass1: Vec<(u64, tracefile::StreamData)> = self
+            .streams
+            .par_iter_mut()
+            .enumerate()
+            .map(|(id, a)| {
+                let dups = sort_dedup(a);
+                // Both kinds are ascending now: merge them without allocating.
+                let (bs, xs) = (&a.b_seq, &a.anchors);
+                let (mut i, mut k) = (0, 0);
+                let seqs = std::iter::from_fn(|| {
+                    let batch = match (bs.get(i), xs.get(k)) {
+                        (None, None) => return None,
+                        (Some(_), None) => true,
+                        (None, Some(_)) => false,
+                        (Some(&b), Some(x)) => b < x.0,
+                    };
+                    if batch {
+                        i += 1;
+                        Some((bs[i - 1], a.b_tsc[i - 1]))
+                    } else {
+                        k += 1;
+                        Some((xs[k - 1].0, xs[k - 1].1.tsc))
+                    }
+                });
+                let loss_windows = tracefile::loss_windows_from(id as StreamId, seqs, &a.loss);
+                let data = tracefile::StreamData {
+                    info: a.info.clone(),
+                    batches: Vec::new(),
+                    anchors: a.anchors.iter().map(|(_, x)| *x).collect(),
+                    loss: a.loss,
+                    loss_windows,
                 };
-                if batch {
-                    i += 1;
-                    Some((bs[i - 1], a.b_tsc[i - 1]))
-                } else {
-                    k += 1;
-                    Some((xs[k - 1].0, xs[k - 1].1.tsc))
-                }
-            });
-            let loss_windows = tracefile::loss_windows_from(id as StreamId, seqs, &a.loss);
-            skeleton_streams.push(tracefile::StreamData {
-                info: a.info.clone(),
-                batches: Vec::new(),
-                anchors: a.anchors.iter().map(|(_, x)| *x).collect(),
-                loss: a.loss,
-                loss_windows,
-            });
+                (dups, data)
+            })
+            .collect();
+        let mut skeleton_streams = Vec::with_capacity(pass1.len());
+        for (dups, data) in pass1 {
+            self.duplicates += dups;
+            skeleton_streams.push(data);
         }
         let skeleton = Trace {
             meta: self.meta.take().unwrap_or_default(),
@@ -438,9 +456,10 @@ impl IndexBuilder {
             .collect();
         let sb = &ix.stream_batches;
         let (skel, clocks_ref, so0) = (&skeleton, &clocks, &stream_obs0);
-        let per_stream: Vec<(u64, Vec<(u32, collector::FiveTuple)>)> = work
+        type Tuples = Vec<(u32, u16, collector::FiveTuple)>;
+        let per_stream: Vec<(u64, Tuples)> = work
             .into_par_iter()
-            .map(|(s, a, bt, bo, br, bs, bst, oi, ob)| {
+            .map(|(s, mut a, bt, bo, br, bs, bst, oi, ob)| {
                 let cal = skel.streams[s]
                     .info
                     .as_ref()
@@ -471,11 +490,11 @@ impl IndexBuilder {
                 bs.copy_from_slice(&a.b_seq);
                 bst.fill(s as u32);
                 oi.copy_from_slice(&a.ipids);
-                let tuples = a
-                    .tuples
-                    .iter()
-                    .map(|&(b, i, t)| (o0 + a.b_off[b as usize] + i as u32, t))
-                    .collect();
+                // Batch index → observation, in place (no copy).
+                let mut tuples = std::mem::take(&mut a.tuples);
+                for e in &mut tuples {
+                    e.0 = o0 + a.b_off[e.0 as usize] + e.1 as u32;
+                }
                 (clamped, tuples)
             })
             .collect();
@@ -496,7 +515,7 @@ impl IndexBuilder {
 }
 
 /// Splits `v` into consecutive mutable slices of the given lengths.
-fn split_mut<'a, T>(mut v: &'a mut [T], lens: &[usize]) -> Vec<&'a mut [T]> {
+pub(crate) fn split_mut<'a, T>(mut v: &'a mut [T], lens: &[usize]) -> Vec<&'a mut [T]> {
     let mut out = Vec::with_capacity(lens.len());
     for &n in lens {
         let (head, tail) = std::mem::take(&mut v).split_at_mut(n);

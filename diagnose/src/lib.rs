@@ -14,20 +14,25 @@
 //!
 //! 1. **Index and clock** ([`index`]): records are accumulated per stream
 //!    in columnar form (any order, duplicates dropped, loss windows derived
-//!    as the trace assembler does); then one least-squares
+//!    as the trace assembler does; [`read_index`] decodes the file on a
+//!    thread of its own while the caller's thread builds); then one least-squares
 //!    [`collector::Calibration`] per host over the anchors of all its
 //!    streams turns every batch timestamp into nanoseconds, and all
 //!    observations are laid out (streams in parallel) in flat, dense arrays
 //!    (CSR by stream and batch) — no per-packet allocation anywhere.
 //! 2. **DAG** ([`dag`]): from `TraceMeta::topology`, or inferred by IPID
 //!    matching between tx and rx streams, each edge with a confidence.
-//! 3. **Reconstruction** ([`reconstruct`], paper §5): every rx observation
+//! 3. **Reconstruction** ([`reconstruct`](mod@reconstruct), paper §5): every rx observation
 //!    is mapped to the same packet's tx at an immediate upstream neighbour
-//!    (IPID + DAG + bounded delay + FIFO order per link and per queue), and
-//!    every tx to the NF's own rx; journeys, paths and flows follow.
+//!    (IPID + DAG + bounded delay + FIFO order per link and per queue, in
+//!    time-ordered sweeps over per-IPID window lists), and every tx to the
+//!    NF's own rx; journeys, paths and flows follow.
 //! 4. **Queuing periods** ([`queue`], §4.1): a batch smaller than requested
-//!    empties the queue; the period of a packet runs from the last emptying
-//!    to its arrival; eq. (1)–(2) give S_i and S_p with S_i + S_p = n_i − n_p.
+//!    empties the queue; the period of a packet is the NF's busy period up
+//!    to its arrival — from the last emptying whose batch the NF could have
+//!    processed (at the peak rate) before the next arrival; n_p counts
+//!    packets processed, not merely dequeued; eq. (1)–(2) give S_i and S_p
+//!    with S_i + S_p = n_i − n_p.
 //! 5. **Victims** ([`victims`]): high latency (percentile or absolute), low
 //!    per-flow throughput, or lost; diagnosed only where locally abnormal.
 //! 6. **Propagation and recursion** ([`blame`], §4.2–4.3): timespan analysis
@@ -194,7 +199,7 @@ pub fn reconstruct(trace: &Trace, cfg: &Config) -> Result<Reconstruction, Diagno
     Ok(finish(p, cfg))
 }
 
-/// [`reconstruct`] taking the trace by value: the trace is dropped once its
+/// [`reconstruct()`] taking the trace by value: the trace is dropped once its
 /// records are in the index builder, before matching.
 pub fn reconstruct_owned(trace: Trace, cfg: &Config) -> Result<Reconstruction, DiagnoseError> {
     validate(cfg)?;
@@ -231,9 +236,40 @@ pub fn read_index(
     let src = std::io::BufReader::with_capacity(1 << 20, file);
     let mut rd = tracefile::TraceReader::new(src, path, mode)?;
     let mut b = IndexBuilder::new();
-    while let Some(chunk) = rd.next_chunk()? {
-        b.chunk(chunk);
-    }
+    // The reader (framing, CRC, decoding) runs on its own thread and the
+    // builder on this one; chunks pass in file order through a bounded
+    // channel, so the result is the same as a plain loop. Used chunks go
+    // back to the reader thread to be freed there: a record's buffers are
+    // then freed by the thread that allocates the next ones, which keeps
+    // the allocator on its fast per-thread path.
+    let (tx, rx) = std::sync::mpsc::sync_channel::<tracefile::Chunk>(32);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<tracefile::Chunk>();
+    let joined = std::thread::scope(|s| {
+        let reader = s.spawn(move || {
+            loop {
+                while let Ok(used) = back_rx.try_recv() {
+                    drop(used);
+                }
+                let Some(chunk) = rd.next_chunk()? else {
+                    break;
+                };
+                if tx.send(chunk).is_err() {
+                    break;
+                }
+            }
+            Ok::<_, tracefile::TraceError>(rd)
+        });
+        for chunk in rx {
+            b.chunk_ref(&chunk);
+            // The reader may be gone (done or failed): then drop here.
+            let _ = back_tx.send(chunk);
+        }
+        reader.join()
+    });
+    let rd = match joined {
+        Ok(r) => r?,
+        Err(panic) => std::panic::resume_unwind(panic),
+    };
     let report = LoadReport {
         bytes: rd.offset(),
         chunks: rd.chunks(),
@@ -244,7 +280,7 @@ pub fn read_index(
     Ok((b, report))
 }
 
-/// [`reconstruct`] from records streamed into an [`IndexBuilder`] (see
+/// [`reconstruct()`] from records streamed into an [`IndexBuilder`] (see
 /// [`read_index`]).
 pub fn reconstruct_built(b: IndexBuilder, cfg: &Config) -> Result<Reconstruction, DiagnoseError> {
     validate(cfg)?;
@@ -260,18 +296,10 @@ struct Prepared {
     loss_ns: Vec<Vec<(i64, i64)>>,
 }
 
-fn prepare(b: IndexBuilder, cfg: &Config) -> Result<Prepared, DiagnoseError> {
-    let t0 = std::time::Instant::now();
-    let (built, clocks) = b.finish(cfg.nominal_tsc_hz)?;
-    if std::env::var_os("MICROSCOPE_TIMING").is_some() {
-        eprintln!("index laid out {:.2}s", t0.elapsed().as_secs_f64());
-    }
-    let index::Built {
-        skeleton: trace,
-        mut ix,
-        stream_tuples,
-    } = built;
-    let trace = &trace;
+/// The DAG the engine uses for a trace (skeleton + index): from the
+/// topology in its metadata unless absent or `cfg.infer_dag`, else inferred
+/// from IPIDs. Sets `ix.stream_node`.
+fn build_dag(trace: &Trace, ix: &mut Index, cfg: &Config) -> Result<Dag, DiagnoseError> {
     let (mut nodes, node_of) = dag::nodes_of(trace);
     ix.stream_node = node_of;
     let from_topology = !cfg.infer_dag
@@ -288,21 +316,50 @@ fn prepare(b: IndexBuilder, cfg: &Config) -> Result<Prepared, DiagnoseError> {
     let origin = if from_topology {
         DagOrigin::Topology
     } else {
-        edges = dag::infer_edges(&nodes, &ix, cfg.match_window_ns);
+        edges = dag::infer_edges(&nodes, ix, cfg.match_window_ns);
         DagOrigin::Inferred {
             window_ns: cfg.match_window_ns,
             sampled_rx_per_node: dag::INFER_SAMPLES,
         }
     };
     let topo_order = dag::topo_order(nodes.len(), &mut edges, !from_topology)?;
-    let dag = Dag {
+    Ok(Dag {
         nodes,
         edges,
         origin,
         topo_order,
-    };
-    let tuples = reconstruct::collect_tuples(&stream_tuples, &dag);
-    drop(stream_tuples);
+    })
+}
+
+/// The DAG `diagnose` would use for `trace` with `cfg` (the metadata's
+/// topology, or the one inferred from IPIDs with each edge's confidence),
+/// without reconstructing journeys — for `microscope inspect`. Render it
+/// with [`Dag::describe`].
+pub fn dag_of(trace: &Trace, cfg: &Config) -> Result<Dag, DiagnoseError> {
+    validate(cfg)?;
+    let mut b = IndexBuilder::new();
+    b.trace(trace);
+    let (built, _) = b.finish(cfg.nominal_tsc_hz)?;
+    let index::Built {
+        skeleton, mut ix, ..
+    } = built;
+    build_dag(&skeleton, &mut ix, cfg)
+}
+
+fn prepare(b: IndexBuilder, cfg: &Config) -> Result<Prepared, DiagnoseError> {
+    let t0 = std::time::Instant::now();
+    let (built, clocks) = b.finish(cfg.nominal_tsc_hz)?;
+    if std::env::var_os("MICROSCOPE_TIMING").is_some() {
+        eprintln!("index laid out {:.2}s", t0.elapsed().as_secs_f64());
+    }
+    let index::Built {
+        skeleton: trace,
+        mut ix,
+        stream_tuples,
+    } = built;
+    let trace = &trace;
+    let dag = build_dag(trace, &mut ix, cfg)?;
+    let tuples = reconstruct::collect_tuples(stream_tuples, &dag);
     if std::env::var_os("MICROSCOPE_TIMING").is_some() {
         eprintln!(
             "index + DAG + tuples built {:.2}s",
@@ -684,7 +741,7 @@ fn to_victim(
             };
             let flows = blame::fold_flows(
                 cs.iter().flat_map(|c| c.flows.iter().copied()).collect(),
-                usize::MAX,
+                max_flows,
             );
             Culprit {
                 location: if source {
@@ -695,7 +752,6 @@ fn to_victim(
                 score,
                 flows: flows
                     .into_iter()
-                    .take(max_flows)
                     .map(|(t, s)| (j.tuples[t as usize], s))
                     .collect(),
                 gap_ns: gap,
@@ -741,7 +797,7 @@ fn relations_of(dag: &Dag, victims: &[VictimDiagnosis]) -> Vec<CausalRelation> {
             .map(|i| dag.nodes[i].nf_type.clone())
             .unwrap_or_default()
     };
-    let mut out = Vec::new();
+    let mut out = Vec::with_capacity(victims.iter().map(|v| v.ranked.len()).sum());
     for v in victims {
         let vt = nf_type(&v.nf);
         for c in &v.ranked {
@@ -953,7 +1009,7 @@ mod tests {
             }
             let tup: Vec<(u32, u32)> = x.stream_tuples[0]
                 .iter()
-                .map(|(o, t)| (*o, t.src_ip))
+                .map(|(o, _, t)| (*o, t.src_ip))
                 .collect();
             assert_eq!(
                 tup,

@@ -13,12 +13,15 @@
 //!    stream → one downstream stream), and a downstream queue is a FIFO of
 //!    arrivals from all links merged.
 //!
-//! Algorithm (sort-based, no per-packet allocation). Downstream nodes that
-//! share an upstream node are matched *jointly* (so one upstream packet is
-//! claimed at most once, e.g. by one of the NATs behind a single source
-//! stream). Upstream observations are merged in time order and bucketed by
-//! IPID, so the candidates of a downstream observation are one contiguous
-//! range, filtered by the DAG. A pair whose candidate sets are singletons on
+//! Algorithm (time-ordered sweeps, no per-packet allocation). Downstream
+//! nodes that share an upstream node are matched *jointly* (so one upstream
+//! packet is claimed at most once, e.g. by one of the NATs behind a single
+//! source stream). Upstream and downstream observations are each merged in
+//! time order; a sweep over the downstream ones keeps the upstream
+//! observations inside the timing window in one FIFO list per IPID, so the
+//! candidates of a downstream observation are that list, filtered by the
+//! DAG, and memory is touched almost sequentially (the window's lists stay
+//! in cache). A pair whose candidate sets are singletons on
 //! both sides is an *anchor*; the anchors of each link are filtered by a
 //! longest increasing subsequence (an anchor out of order with its link is
 //! a coincidence, not a match). Then all downstream observations are swept
@@ -135,254 +138,310 @@ impl Journeys {
     }
 }
 
-/// Matches the observations of `down` streams to those of `up` streams,
-/// jointly (an upstream observation is claimed at most once across all
-/// downstream streams). `allowed[d][k]` says whether upstream stream `k`
-/// may feed downstream stream `d` (the DAG channel). Returns, per down
-/// stream (same order), the matched upstream observation of each of its
-/// observations ([`NONE`] if none).
 fn timing() -> bool {
     std::env::var_os("MICROSCOPE_TIMING").is_some()
 }
 
+/// One upstream observation in the merged time line of a matching unit.
+#[derive(Clone, Copy)]
+struct UpE {
+    time: i64,
+    obs: u32,
+    /// Index of its stream in `up` (its link).
+    k: u16,
+    ipid: u16,
+}
+
+/// One downstream observation in dequeue-time order.
+#[derive(Clone, Copy)]
+struct DownE {
+    time: i64,
+    /// Index of its stream in `down`.
+    di: u32,
+    /// Index in that stream.
+    i: u32,
+}
+
+/// One matching unit: downstream streams matched jointly against upstream
+/// streams; `allowed[d][k]` says whether upstream stream `k` may feed
+/// downstream stream `d` (the DAG channel).
+pub(crate) struct Job {
+    ups: Vec<u32>,
+    downs: Vec<u32>,
+    allowed: Vec<Vec<bool>>,
+    /// Across nodes (rx ← upstream tx), or inside one NF (tx ← own rx).
+    is_link: bool,
+    /// Observations on both sides (for scheduling).
+    size: usize,
+}
+
+/// Working buffers of [`match_streams`], reused from one matching unit to
+/// the next by a worker, so their pages are faulted in once, not per unit.
+#[derive(Default)]
+pub(crate) struct MatchScratch {
+    ue: Vec<UpE>,
+    order: Vec<DownE>,
+    head: Vec<u32>,
+    tail: Vec<u32>,
+    next: Vec<u32>,
+    hits: Vec<u8>,
+    cstart: Vec<u32>,
+    cands: Vec<u32>,
+    used: Vec<bool>,
+    anchor: Vec<u32>,
+    next_t: Vec<i64>,
+}
+
+/// Refills `v` with `n` copies of `x`, keeping its allocation.
+fn refill<T: Clone>(v: &mut Vec<T>, n: usize, x: T) {
+    v.clear();
+    v.resize(n, x);
+}
+
+/// Matches the observations of the job's `downs` streams to those of its
+/// `ups` streams, jointly (an upstream observation is claimed at most once
+/// across all downstream streams). Writes, per down stream (same order),
+/// the matched upstream observation of each of its observations into
+/// `out[d]` (left as is — [`NONE`] — if none).
+///
+/// Everything runs as sweeps in time order, so memory is touched nearly
+/// sequentially: the upstream observations inside the timing window of the
+/// current downstream one are kept in one FIFO list per IPID (65,536 heads
+/// and tails, and a `next` link per upstream observation), entered when
+/// the window's end passes them and dropped when its start does. Because
+/// both sides move forward together, the lists hold only the window's few
+/// tens of thousands of observations and stay in cache.
+///
+/// 1. Candidates: for each downstream observation (time order), the allowed
+///    upstream observations with its IPID and time in
+///    `[t − window, t + slack]`, in time order, appended to one flat list;
+///    each upstream observation counts how many downstream ones it is a
+///    candidate of (`hits`).
+/// 2. Anchors: a single candidate whose `hits` is 1; per link filtered by a
+///    longest increasing subsequence of upstream order.
+/// 3. The order sweep (see the module docs).
 pub(crate) fn match_streams(
     ix: &Index,
-    up: &[u32],
-    down: &[u32],
-    allowed: &[Vec<bool>],
+    job: &Job,
     window_ns: i64,
     slack_ns: i64,
-) -> (Vec<Vec<u32>>, MatchStats) {
+    sc: &mut MatchScratch,
+    out: &mut [&mut [u32]],
+) -> MatchStats {
+    let MatchScratch {
+        ue,
+        order,
+        head,
+        tail,
+        next,
+        hits,
+        cstart,
+        cands,
+        used,
+        anchor,
+        next_t,
+    } = sc;
+    let (up, down, allowed) = (&job.ups, &job.downs, &job.allowed);
     let mut st = MatchStats::default();
     let t0 = std::time::Instant::now();
     // Upstream observations in time order: each stream is time-sorted, so a
-    // stable sort of their concatenation is a cheap run merge. Then a
-    // stable sort by IPID keeps time order within each bucket.
-    let mut timeline: Vec<(i64, u32, u16)> = Vec::new();
+    // stable sort of their concatenation is a cheap run merge (ties keep
+    // the order of `up`).
+    let n_up: usize = up.iter().map(|&s| ix.stream_obs(s).len()).sum();
+    ue.clear();
+    ue.reserve(n_up);
     for (k, &s) in up.iter().enumerate() {
-        timeline.extend(ix.stream_obs(s).map(|o| (ix.time(o), o, k as u16)));
+        ue.extend(ix.stream_obs(s).map(|o| UpE {
+            time: ix.time(o),
+            obs: o,
+            k: k as u16,
+            ipid: ix.obs_ipid[o as usize],
+        }));
     }
     if up.len() > 1 {
-        timeline.sort_by_key(|e| e.0);
+        ue.sort_by_key(|e| e.time);
     }
-    // Stable radix sort by IPID keeps time order within each bucket.
-    let (by_ip, start) = radix_u16(&timeline, |e| ix.obs_ipid[e.1 as usize]);
-    drop(timeline);
-    let n_up = start[65536] as usize;
     st.up = n_up as u64;
-    // One 16-byte entry per upstream observation: everything the sweep
-    // touches per candidate is in one cache line.
-    let mut ue: Vec<UpE> = by_ip
-        .iter()
-        .map(|&(time, obs, k)| UpE {
-            time,
-            obs,
-            k,
-            hits: 0,
-            used: false,
-        })
-        .collect();
-    drop(by_ip);
 
     // All downstream observations in dequeue-time order (each stream is
-    // already sorted; the stable sort merges runs, ties keep stream order).
-    let mut order: Vec<(i64, u32, u32)> = Vec::new();
+    // already sorted; the stable sort merges runs, ties keep stream order,
+    // so within a stream the order is the stream's own).
+    let n_down: usize = down.iter().map(|&s| ix.stream_obs(s).len()).sum();
+    order.clear();
+    order.reserve(n_down);
     for (di, &d) in down.iter().enumerate() {
         let r = ix.stream_obs(d);
         let base = r.start;
-        order.extend(r.map(|x| (ix.time(x), di as u32, x - base)));
+        order.extend(r.map(|x| DownE {
+            time: ix.time(x),
+            di: di as u32,
+            i: x - base,
+        }));
     }
     if down.len() > 1 {
-        order.sort_by_key(|e| e.0);
+        order.sort_by_key(|e| e.time);
     }
-    st.down = order.len() as u64;
-    // Candidate ranges: visit downstream observations IPID by IPID (time
-    // order within an IPID), so each upstream bucket is scanned once with
-    // two monotone pointers instead of a binary search per packet.
-    let obs_of = |di: u32, i: u32| ix.stream_obs(down[di as usize]).start + i;
-    let (by_ipid, dstart) = radix_u16(&order, |e| ix.obs_ipid[obs_of(e.1, e.2) as usize]);
-    let mut ranges: Vec<Vec<(u32, u32)>> = down
-        .iter()
-        .map(|&d| vec![(0u32, 0u32); ix.stream_obs(d).len()])
-        .collect();
-    for v in 0..65536 {
-        let (b0, b1) = (start[v] as usize, start[v + 1] as usize);
-        let (mut a, mut b) = (b0, b0);
-        for &(t, di, i) in &by_ipid[dstart[v] as usize..dstart[v + 1] as usize] {
-            while a < b1 && ue[a].time < t - window_ns {
-                a += 1;
-            }
-            b = b.max(a);
-            while b < b1 && ue[b].time <= t + slack_ns {
-                b += 1;
-            }
-            let al = &allowed[di as usize];
-            for e in &mut ue[a..b] {
-                if al[e.k as usize] {
-                    e.hits = e.hits.saturating_add(1);
-                }
-            }
-            ranges[di as usize][i as usize] = (a as u32, b as u32);
-        }
-    }
-    // Unique candidates, found in the same IPID order (each upstream bucket
-    // scanned sequentially, now that every `hits` count is final) and kept
-    // with what the anchor filter and the sweep need, so neither has to
-    // chase the upstream table in downstream time order (cache misses).
-    let mut cand: Vec<Vec<Cand>> = ranges.iter().map(|rs| vec![Cand::NO; rs.len()]).collect();
-    for v in 0..65536 {
-        for &(_, di, i) in &by_ipid[dstart[v] as usize..dstart[v + 1] as usize] {
-            let (a, b) = ranges[di as usize][i as usize];
-            let al = &allowed[di as usize];
-            let mut only = NONE;
-            let mut count = 0;
-            for p in a..b {
-                if al[ue[p as usize].k as usize] {
-                    count += 1;
-                    only = p;
-                }
-            }
-            if count == 1 && ue[only as usize].hits == 1 {
-                let e = &ue[only as usize];
-                cand[di as usize][i as usize] = Cand {
-                    pos: only,
-                    obs: e.obs,
-                    k: e.k,
-                    time: e.time,
-                };
-            } else if count > 1 {
-                st.ambiguous += 1;
-            }
-        }
-    }
-    drop(by_ipid);
-    drop(dstart);
+    st.down = n_down as u64;
+    let dbase: Vec<u32> = down.iter().map(|&d| ix.stream_obs(d).start).collect();
 
-    if timing() {
-        eprintln!(
-            "  match: buckets+candidates {:.2}s",
-            t0.elapsed().as_secs_f64()
-        );
-    }
-    // Anchors per link, filtered by LIS on upstream order.
-    let n_links = up.len();
-    let mut anchor: Vec<Vec<Cand>> = Vec::with_capacity(down.len());
-    for cs in cand {
-        let mut ap = vec![Cand::NO; cs.len()];
-        let mut per_link: Vec<Vec<(u32, Cand)>> = vec![Vec::new(); n_links];
-        for (i, c) in cs.into_iter().enumerate() {
-            if c.pos != NONE {
-                per_link[c.k as usize].push((i as u32, c));
-            }
-        }
-        for list in per_link {
-            let keep = lis_by(&list, |(_, c)| c.obs);
-            for (j, &(i, c)) in list.iter().enumerate() {
-                if keep[j] {
-                    ap[i as usize] = c;
-                    ue[c.pos as usize].used = true;
-                    st.anchors += 1;
-                } else {
-                    st.anchors_out_of_order += 1;
-                }
-            }
-        }
-        anchor.push(ap);
-    }
-
-    // Per downstream stream state for the sweep.
-    struct Queue {
-        next_t: Vec<i64>,
-        link_anchors: Vec<Vec<(u32, u32)>>,
-        link_ptr: Vec<usize>,
-        last_on_link: Vec<u32>,
-        last_t: i64,
-        last_delay: i64,
-        res: Vec<u32>,
-    }
-    let mut queues: Vec<Queue> = Vec::with_capacity(down.len());
-    for ap in &anchor {
-        let n = ap.len();
-        let mut next_t = vec![i64::MAX; n + 1];
-        for i in (0..n).rev() {
-            next_t[i] = if ap[i].pos != NONE {
-                ap[i].time
+    // 1. Candidates, through the sliding window of per-IPID FIFO lists.
+    refill(head, 65536, NONE);
+    refill(tail, 65536, NONE);
+    refill(next, n_up, NONE);
+    refill(hits, n_up, 0u8);
+    cstart.clear();
+    cstart.reserve(n_down + 1);
+    cands.clear();
+    let (mut ins, mut ev) = (0usize, 0usize);
+    for e in order.iter() {
+        let (t, di) = (e.time, e.di as usize);
+        while ins < n_up && ue[ins].time <= t + slack_ns {
+            let v = ue[ins].ipid as usize;
+            if tail[v] == NONE {
+                head[v] = ins as u32;
             } else {
-                next_t[i + 1]
-            };
+                next[tail[v] as usize] = ins as u32;
+            }
+            tail[v] = ins as u32;
+            ins += 1;
         }
-        let mut link_anchors: Vec<Vec<(u32, u32)>> = vec![Vec::new(); n_links];
-        for (i, c) in ap.iter().enumerate() {
-            if c.pos != NONE {
-                link_anchors[c.k as usize].push((i as u32, c.obs));
+        // Dropped in time order, so each is the head of its IPID's list.
+        while ev < ins && ue[ev].time < t - window_ns {
+            let v = ue[ev].ipid as usize;
+            head[v] = next[ev];
+            if head[v] == NONE {
+                tail[v] = NONE;
+            }
+            ev += 1;
+        }
+        cstart.push(cands.len() as u32);
+        let v = ix.obs_ipid[(dbase[di] + e.i) as usize] as usize;
+        let al = &allowed[di];
+        let (c0, mut p) = (cands.len(), head[v]);
+        while p != NONE {
+            let pu = p as usize;
+            if al[ue[pu].k as usize] {
+                hits[pu] = hits[pu].saturating_add(1);
+                cands.push(p);
+            }
+            p = next[pu];
+        }
+        if cands.len() - c0 > 1 {
+            st.ambiguous += 1;
+        }
+    }
+    cstart.push(cands.len() as u32);
+    if timing() {
+        eprintln!("  match: candidates {:.2}s", t0.elapsed().as_secs_f64());
+    }
+
+    // 2. Anchors: unique both ways, then per link (downstream stream ×
+    // upstream stream) only those in FIFO order (LIS on upstream order).
+    let n_links = up.len();
+    let mut per_link: Vec<Vec<(u32, u32)>> = vec![Vec::new(); down.len() * n_links];
+    for (j, w) in cstart.windows(2).enumerate() {
+        if w[1] - w[0] == 1 {
+            let p = cands[w[0] as usize];
+            if hits[p as usize] == 1 {
+                let e = &ue[p as usize];
+                per_link[order[j].di as usize * n_links + e.k as usize].push((j as u32, p));
             }
         }
-        queues.push(Queue {
-            next_t,
-            link_anchors,
-            link_ptr: vec![0; n_links],
-            last_on_link: vec![NONE; n_links],
-            last_t: i64::MIN,
-            last_delay: 0,
-            res: vec![NONE; n],
-        });
+    }
+    refill(used, n_up, false);
+    refill(anchor, n_down, NONE);
+    // Kept anchors per link as (order position, upstream observation).
+    let mut link_anchors: Vec<Vec<(u32, u32)>> = Vec::with_capacity(per_link.len());
+    for list in per_link {
+        let keep = lis_by(&list, |&(_, p)| ue[p as usize].obs);
+        let mut kept = Vec::with_capacity(list.len());
+        for (&(j, p), keep) in list.iter().zip(keep) {
+            if keep {
+                anchor[j as usize] = p;
+                used[p as usize] = true;
+                kept.push((j, ue[p as usize].obs));
+                st.anchors += 1;
+            } else {
+                st.anchors_out_of_order += 1;
+            }
+        }
+        link_anchors.push(kept);
+    }
+    // Per order position: the upstream time of the next anchor of the same
+    // downstream stream (the merged-FIFO bound).
+    refill(next_t, n_down, i64::MAX);
+    let mut cur = vec![i64::MAX; down.len()];
+    for j in (0..n_down).rev() {
+        let di = order[j].di as usize;
+        next_t[j] = cur[di];
+        if anchor[j] != NONE {
+            cur[di] = ue[anchor[j] as usize].time;
+        }
     }
     if timing() {
         eprintln!("  match: anchors {:.2}s", t0.elapsed().as_secs_f64());
     }
-    // Sweep all downstream observations in time order (ties: stream, index)
-    // so concurrent claims on one upstream observation are settled by who
-    // dequeued first.
-    for &(tx, di, i) in &order {
-        let (di, i) = (di as usize, i as usize);
+
+    // 3. Sweep all downstream observations in time order (ties: stream,
+    // index) so concurrent claims on one upstream observation are settled
+    // by who dequeued first.
+    struct Queue {
+        last_t: i64,
+        last_delay: i64,
+    }
+    let mut queues: Vec<Queue> = down
+        .iter()
+        .map(|_| Queue {
+            last_t: i64::MIN,
+            last_delay: 0,
+        })
+        .collect();
+    let mut link_ptr = vec![0usize; link_anchors.len()];
+    let mut last_on_link = vec![NONE; link_anchors.len()];
+    for (j, e) in order.iter().enumerate() {
+        let (tx, di, i) = (e.time, e.di as usize, e.i as usize);
         let q = &mut queues[di];
-        let c = anchor[di][i];
-        if c.pos != NONE {
-            let k = c.k as usize;
-            q.res[i] = c.obs;
-            q.last_on_link[k] = c.obs;
+        let l0 = di * n_links;
+        if anchor[j] != NONE {
+            let c = &ue[anchor[j] as usize];
+            out[di][i] = c.obs;
+            last_on_link[l0 + c.k as usize] = c.obs;
             q.last_t = q.last_t.max(c.time);
             q.last_delay = tx - c.time;
             st.max_delay_ns = st.max_delay_ns.max(tx - c.time);
             continue;
         }
-        let (a, b) = ranges[di][i];
-        if a == b {
-            st.unmatched_down += 1;
-            continue;
-        }
-        // Valid candidates: unused, allowed, in order on their link (after
-        // the last match, before the next anchor). Preferred: those that fit
-        // the merged FIFO of the queue; among them the one whose delay is
+        // Valid candidates: unused, in order on their link (after the last
+        // match, before the next anchor). Preferred: those that fit the
+        // merged FIFO of the queue; among them the one whose delay is
         // closest to the queue's last matched delay (queuing delay changes
         // smoothly between consecutive packets of a FIFO).
         let expect = tx - q.last_delay;
         let mut best = (NONE, i64::MAX);
         let mut best_link_only = (NONE, i64::MAX);
-        for pos in a..b {
+        for &pos in &cands[cstart[j] as usize..cstart[j + 1] as usize] {
             let p = pos as usize;
-            let k = ue[p].k as usize;
-            if ue[p].used || !allowed[di][k] {
+            if used[p] {
                 continue;
             }
-            let y = ue[p].obs;
-            if q.last_on_link[k] != NONE && y <= q.last_on_link[k] {
+            let c = &ue[p];
+            let l = l0 + c.k as usize;
+            if last_on_link[l] != NONE && c.obs <= last_on_link[l] {
                 continue;
             }
-            let la = &q.link_anchors[k];
-            while q.link_ptr[k] < la.len() && la[q.link_ptr[k]].0 as usize <= i {
-                q.link_ptr[k] += 1;
+            let la = &link_anchors[l];
+            while link_ptr[l] < la.len() && la[link_ptr[l]].0 as usize <= j {
+                link_ptr[l] += 1;
             }
-            if q.link_ptr[k] < la.len() && y >= la[q.link_ptr[k]].1 {
+            if link_ptr[l] < la.len() && c.obs >= la[link_ptr[l]].1 {
                 continue;
             }
-            let t = ue[p].time;
-            let dist = (t - expect).abs();
+            let dist = (c.time - expect).abs();
             if dist < best_link_only.1 {
                 best_link_only = (pos, dist);
             }
-            if t + slack_ns >= q.last_t
-                && t <= q.next_t[i + 1].saturating_add(slack_ns)
+            if c.time + slack_ns >= q.last_t
+                && c.time <= next_t[j].saturating_add(slack_ns)
                 && dist < best.1
             {
                 best = (pos, dist);
@@ -398,14 +457,14 @@ pub(crate) fn match_streams(
             continue;
         }
         let p = pick as usize;
-        ue[p].used = true;
-        let k = ue[p].k as usize;
-        q.res[i] = ue[p].obs;
-        q.last_on_link[k] = ue[p].obs;
-        q.last_t = q.last_t.max(ue[p].time);
-        q.last_delay = tx - ue[p].time;
+        used[p] = true;
+        let c = &ue[p];
+        out[di][i] = c.obs;
+        last_on_link[l0 + c.k as usize] = c.obs;
+        q.last_t = q.last_t.max(c.time);
+        q.last_delay = tx - c.time;
         st.resolved_by_order += 1;
-        st.max_delay_ns = st.max_delay_ns.max(tx - ue[p].time);
+        st.max_delay_ns = st.max_delay_ns.max(tx - c.time);
     }
     if timing() {
         eprintln!(
@@ -415,71 +474,7 @@ pub(crate) fn match_streams(
             st.down
         );
     }
-    (queues.into_iter().map(|q| q.res).collect(), st)
-}
-
-/// Stable sort of `v` by a 16-bit key: two 8-bit LSD radix passes (256
-/// write cursors each stay in cache, unlike 65,536 bucket cursors). Also
-/// returns the bucket starts: key `k` occupies `start[k]..start[k + 1]`.
-fn radix_u16<T: Copy + Default>(v: &[T], key: impl Fn(&T) -> u16) -> (Vec<T>, Vec<u32>) {
-    let n = v.len();
-    let mut start = vec![0u32; 65537];
-    let mut lo = [0usize; 257];
-    let mut hi = [0usize; 257];
-    for e in v {
-        let k = key(e) as usize;
-        start[k + 1] += 1;
-        lo[(k & 255) + 1] += 1;
-        hi[(k >> 8) + 1] += 1;
-    }
-    for i in 0..65536 {
-        start[i + 1] += start[i];
-    }
-    for i in 0..256 {
-        lo[i + 1] += lo[i];
-        hi[i + 1] += hi[i];
-    }
-    let mut tmp = vec![T::default(); n];
-    for e in v {
-        let b = (key(e) & 255) as usize;
-        tmp[lo[b]] = *e;
-        lo[b] += 1;
-    }
-    let mut out = vec![T::default(); n];
-    for e in &tmp {
-        let b = (key(e) >> 8) as usize;
-        out[hi[b]] = *e;
-        hi[b] += 1;
-    }
-    (out, start)
-}
-
-/// A downstream observation's unique candidate (`pos` [`NONE`] if none):
-/// its position in the upstream table and a copy of what is read later.
-#[derive(Clone, Copy)]
-struct Cand {
-    time: i64,
-    pos: u32,
-    obs: u32,
-    k: u16,
-}
-
-impl Cand {
-    const NO: Cand = Cand {
-        time: 0,
-        pos: NONE,
-        obs: 0,
-        k: 0,
-    };
-}
-
-#[derive(Clone, Copy)]
-struct UpE {
-    time: i64,
-    obs: u32,
-    k: u16,
-    hits: u8,
-    used: bool,
+    st
 }
 
 /// Marks the elements of a longest strictly increasing subsequence of
@@ -519,32 +514,81 @@ fn lis_by<T>(list: &[T], key: impl Fn(&T) -> u32) -> Vec<bool> {
     keep
 }
 
-/// Recorded 5-tuples: (observation, tuple id) in topological order of the
-/// streams' nodes (tx before rx within a node), and the tuple table.
+/// Recorded 5-tuples, interned: `obs[k]` holds (observation, tuple id) for
+/// each tuple recorded in the k-th stream carrying tuples, in observation
+/// order, the streams in topological order of their nodes (tx before rx
+/// within a node); `tuples` is the table, numbered in order of first
+/// appearance over that order.
 pub(crate) struct TupleObs {
-    pub obs: Vec<(u32, u32)>,
+    pub obs: Vec<Vec<(u32, u32)>>,
     pub tuples: Vec<FiveTuple>,
 }
 
-/// Interns the recorded 5-tuples (`stream_tuples[s]`: (observation, tuple)
-/// of stream s in observation order) in topological order of the streams'
-/// nodes, tx before rx within a node.
-pub(crate) fn collect_tuples(stream_tuples: &[Vec<(u32, FiveTuple)>], dag: &Dag) -> TupleObs {
-    let mut obs = Vec::new();
-    let mut tuples = Vec::new();
+/// Interns the recorded 5-tuples (`recorded[s]`: (observation, index in
+/// batch, tuple) of stream s), consuming them (see [`TupleObs`]).
+pub(crate) fn collect_tuples(mut recorded: Vec<Vec<(u32, u16, FiveTuple)>>, dag: &Dag) -> TupleObs {
+    let order: Vec<u32> = dag
+        .topo_order
+        .iter()
+        .flat_map(|&f| {
+            let node = &dag.nodes[f];
+            node.tx_streams
+                .iter()
+                .chain(node.rx_streams.iter())
+                .copied()
+        })
+        .filter(|&s| recorded.get(s as usize).is_some_and(|v| !v.is_empty()))
+        .collect();
+    let inputs: Vec<Vec<(u32, u16, FiveTuple)>> = order
+        .iter()
+        .map(|&s| std::mem::take(&mut recorded[s as usize]))
+        .collect();
+    drop(recorded);
+    // Per stream, in parallel: its distinct tuples in order of first
+    // appearance and (observation, local id) per record.
+    type Local = (Vec<FiveTuple>, Vec<(u32, u32)>);
+    let local: Vec<Local> = inputs
+        .into_par_iter()
+        .map(|recs| {
+            let mut id: HashMap<FiveTuple, u32, FxBuild> = HashMap::default();
+            let mut uniq = Vec::new();
+            let obs = recs
+                .iter()
+                .map(|&(o, _, t)| {
+                    let l = *id.entry(t).or_insert_with(|| {
+                        uniq.push(t);
+                        (uniq.len() - 1) as u32
+                    });
+                    (o, l)
+                })
+                .collect();
+            (uniq, obs)
+        })
+        .collect();
+    // Global ids in order of first appearance over the streams in order —
+    // the same numbering as one sequential pass.
     let mut tuple_id: HashMap<FiveTuple, u32, FxBuild> = HashMap::default();
-    for &f in &dag.topo_order {
-        let node = &dag.nodes[f];
-        for &s in node.tx_streams.iter().chain(node.rx_streams.iter()) {
-            for &(o, t) in stream_tuples.get(s as usize).into_iter().flatten() {
-                let id = *tuple_id.entry(t).or_insert_with(|| {
+    let mut tuples = Vec::new();
+    let mut globals = Vec::with_capacity(local.len());
+    let mut obs = Vec::with_capacity(local.len());
+    for (uniq, l) in local {
+        let global: Vec<u32> = uniq
+            .iter()
+            .map(|&t| {
+                *tuple_id.entry(t).or_insert_with(|| {
                     tuples.push(t);
                     (tuples.len() - 1) as u32
-                });
-                obs.push((o, id));
-            }
-        }
+                })
+            })
+            .collect();
+        globals.push(global);
+        obs.push(l);
     }
+    obs.par_iter_mut().zip(&globals).for_each(|(l, g)| {
+        for x in l.iter_mut() {
+            x.1 = g[x.1 as usize];
+        }
+    });
     TupleObs { obs, tuples }
 }
 
@@ -639,88 +683,147 @@ pub(crate) fn reconstruct(
             units.push(Unit::Inside(f));
         }
     }
-    type UnitResult = (Vec<(u32, Vec<u32>)>, MatchStats, bool);
-    let results: Vec<UnitResult> = units
-        .par_iter()
-        .map(|u| match u {
-            Unit::Links(fs) => {
-                let mut ups_nodes: Vec<usize> = fs.iter().flat_map(|&f| dag.upstream(f)).collect();
-                ups_nodes.sort_unstable();
-                ups_nodes.dedup();
-                let ups: Vec<u32> = ups_nodes
-                    .iter()
-                    .flat_map(|&u| dag.nodes[u].tx_streams.iter().copied())
-                    .collect();
-                let downs: Vec<u32> = fs
-                    .iter()
-                    .flat_map(|&f| dag.nodes[f].rx_streams.iter().copied())
-                    .collect();
-                let allowed: Vec<Vec<bool>> = downs
-                    .iter()
-                    .map(|&d| {
-                        let f = ix.stream_node[d as usize] as usize;
-                        ups.iter()
-                            .map(|&s| {
-                                let u = ix.stream_node[s as usize] as usize;
-                                dag.edges.iter().any(|e| e.from == u && e.to == f)
-                            })
-                            .collect()
-                    })
-                    .collect();
-                let (res, st) = match_streams(ix, &ups, &downs, &allowed, window_ns, slack_ns);
-                (downs.into_iter().zip(res).collect(), st, true)
-            }
-            Unit::Inside(f) => {
-                let node = &dag.nodes[*f];
-                let allowed = vec![vec![true; node.rx_streams.len()]; node.tx_streams.len()];
-                let (res, st) = match_streams(
-                    ix,
-                    &node.rx_streams,
-                    &node.tx_streams,
-                    &allowed,
-                    window_ns,
-                    slack_ns,
-                );
-                (
-                    node.tx_streams.iter().copied().zip(res).collect(),
-                    st,
-                    false,
-                )
+    // Each unit's inputs, and its size for scheduling.
+    let jobs: Vec<Job> = units
+        .iter()
+        .map(|u| {
+            let (ups, downs, allowed, is_link) = match u {
+                Unit::Links(fs) => {
+                    let mut ups_nodes: Vec<usize> =
+                        fs.iter().flat_map(|&f| dag.upstream(f)).collect();
+                    ups_nodes.sort_unstable();
+                    ups_nodes.dedup();
+                    let ups: Vec<u32> = ups_nodes
+                        .iter()
+                        .flat_map(|&u| dag.nodes[u].tx_streams.iter().copied())
+                        .collect();
+                    let downs: Vec<u32> = fs
+                        .iter()
+                        .flat_map(|&f| dag.nodes[f].rx_streams.iter().copied())
+                        .collect();
+                    let allowed: Vec<Vec<bool>> = downs
+                        .iter()
+                        .map(|&d| {
+                            let f = ix.stream_node[d as usize] as usize;
+                            ups.iter()
+                                .map(|&s| {
+                                    let u = ix.stream_node[s as usize] as usize;
+                                    dag.edges.iter().any(|e| e.from == u && e.to == f)
+                                })
+                                .collect()
+                        })
+                        .collect();
+                    (ups, downs, allowed, true)
+                }
+                Unit::Inside(f) => {
+                    let node = &dag.nodes[*f];
+                    let allowed = vec![vec![true; node.rx_streams.len()]; node.tx_streams.len()];
+                    (
+                        node.rx_streams.clone(),
+                        node.tx_streams.clone(),
+                        allowed,
+                        false,
+                    )
+                }
+            };
+            let size = ups
+                .iter()
+                .chain(&downs)
+                .map(|&s| ix.stream_obs(s).len())
+                .sum();
+            Job {
+                ups,
+                downs,
+                allowed,
+                is_link,
+                size,
             }
         })
         .collect();
+
+    // Matches are written straight into `prev`: every downstream stream
+    // belongs to exactly one unit (an rx stream to its node's group, an NF's
+    // tx stream to its own unit), so each unit gets its streams' slices.
+    let n_obs = ix.n_obs();
+    let mut prev = vec![NONE; n_obs];
+    let lens: Vec<usize> = (0..ix.n_streams() as u32)
+        .map(|s| ix.stream_obs(s).len())
+        .collect();
+    let mut slices: Vec<Option<&mut [u32]>> = crate::index::split_mut(&mut prev, &lens)
+        .into_iter()
+        .map(Some)
+        .collect();
+    let outs: Vec<std::sync::Mutex<Vec<&mut [u32]>>> = jobs
+        .iter()
+        .map(|j| {
+            std::sync::Mutex::new(
+                j.downs
+                    .iter()
+                    .map(|&d| slices[d as usize].take().unwrap_or_default())
+                    .collect(),
+            )
+        })
+        .collect();
+    drop(slices);
+    // Largest units first, one worker per thread pulling the next unit and
+    // reusing its buffers (results do not depend on who runs a unit).
+    let mut sched: Vec<usize> = (0..jobs.len()).collect();
+    sched.sort_by_key(|&u| std::cmp::Reverse(jobs[u].size));
+    let cursor = std::sync::atomic::AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().clamp(1, jobs.len().max(1));
+    let mut unit_stats: Vec<Vec<(usize, MatchStats)>> = vec![Vec::new(); workers];
+    rayon::scope(|sc| {
+        for done in unit_stats.iter_mut() {
+            let (jobs, outs, sched, cursor) = (&jobs, &outs, &sched, &cursor);
+            sc.spawn(move |_| {
+                let mut scratch = MatchScratch::default();
+                loop {
+                    let n = cursor.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&u) = sched.get(n) else {
+                        break;
+                    };
+                    let j = &jobs[u];
+                    let mut out = outs[u].lock().unwrap_or_else(|e| e.into_inner());
+                    let st = match_streams(ix, j, window_ns, slack_ns, &mut scratch, &mut out);
+                    done.push((u, st));
+                }
+            });
+        }
+    });
+    drop(outs);
 
     let t_join = std::time::Instant::now();
     if timing() {
         eprintln!("  all units matched");
     }
-    let n_obs = ix.n_obs();
     let mut stats = ReconstructionStats {
         observations: n_obs as u64,
         ..Default::default()
     };
-    let mut prev = vec![NONE; n_obs];
-    let mut has_next = vec![false; n_obs];
-    for (per_stream, st, is_link) in results {
-        if is_link {
+    let mut per_unit: Vec<(usize, MatchStats)> = unit_stats.into_iter().flatten().collect();
+    per_unit.sort_by_key(|e| e.0);
+    for (u, st) in per_unit {
+        if jobs[u].is_link {
             stats.links.add(&st);
         } else {
             stats.inside.add(&st);
         }
-        for (s, res) in per_stream {
-            let base = ix.stream_obs(s).start as usize;
-            for (i, y) in res.into_iter().enumerate() {
-                if y == NONE {
-                    continue;
-                }
-                if has_next[y as usize] {
-                    stats.conflicts += 1;
-                    continue;
-                }
-                has_next[y as usize] = true;
-                prev[base + i] = y;
-            }
+    }
+    // An upstream observation is claimed once (matching is joint within a
+    // unit and units share no upstream stream); a second claim would be
+    // dropped and counted.
+    let mut has_next = vec![false; n_obs];
+    for p in prev.iter_mut() {
+        let y = *p;
+        if y == NONE {
+            continue;
         }
+        if has_next[y as usize] {
+            stats.conflicts += 1;
+            *p = NONE;
+            continue;
+        }
+        has_next[y as usize] = true;
     }
 
     // Journeys, paths and tuples in topological order.
@@ -787,11 +890,8 @@ pub(crate) fn reconstruct(
     // 5-tuples: the first recorded on the journey names the packet's flow
     // (source-side tuple when recorded there; else the egress tuple).
     let mut pkt_tuple = vec![NONE; n_pkts];
-    let TupleObs {
-        obs: tuple_obs,
-        tuples,
-    } = tuple_obs;
-    for (o, id) in tuple_obs {
+    let TupleObs { obs, tuples } = tuple_obs;
+    for (o, id) in obs.into_iter().flatten() {
         let pkt = obs_pkt[o as usize] as usize;
         if pkt_tuple[pkt] == NONE {
             pkt_tuple[pkt] = id;

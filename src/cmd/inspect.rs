@@ -40,6 +40,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         writeln_io(&mut out, &format!("trace:      {}", args.trace.display()))?;
         use std::io::Write;
         out.write_all(s.render_text().as_bytes())?;
+        // The DAG `microscope diagnose` would use, and where it comes from
+        // (the metadata's topology, or inferred from IPIDs with each edge's
+        // confidence).
+        match diagnose::dag_of(&trace, &diagnose::Config::default()) {
+            Ok(dag) => out.write_all(format!("\n{}", dag.describe()).as_bytes())?,
+            Err(e) => writeln_io(&mut out, &format!("\nDAG: cannot be built: {e}"))?,
+        }
     }
     let damaged = s
         .skipped
