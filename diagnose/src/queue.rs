@@ -208,7 +208,27 @@ pub(crate) fn local(
     let sr = ix.stream_obs(stream);
     let br = ix.stream_batch_range(stream);
     let before = empties.partition_point(|&e| e < bx);
-    let k = empties[..before].partition_point(|&e| ix.batch_time[e as usize] <= t);
+    let mut k = empties[..before].partition_point(|&e| ix.batch_time[e as usize] <= t);
+    // The queuing period is the NF's busy period (§4.1: "the queue with
+    // pending packets when p arrives"): packets dequeued together are
+    // processed one after the other, so an emptying dequeue leaves the NF
+    // idle only once that batch could have been processed at the peak rate
+    // (dequeue time + len/r_f). When the next packet (PreSet's first, or p
+    // itself) arrived before that, the batch was still pending ahead of it
+    // and the period extends back to the previous emptying dequeue.
+    while k > 0 {
+        let e = empties[k - 1];
+        let next = ix.batch_obs[e as usize + 1];
+        let first = if next < sr.end && x_end.is_none_or(|x| next < x) {
+            arrival(ix, j, next).min(t)
+        } else {
+            t
+        };
+        if served_by(ix, e, rate_pps, first) {
+            break;
+        }
+        k -= 1;
+    }
     let (first_batch, start, tau) = if k == 0 {
         let tau = if sr.is_empty() {
             t
@@ -243,8 +263,27 @@ pub(crate) fn local(
     let times = &ix.batch_time[first_batch as usize..last_b as usize];
     let nb = times.partition_point(|&bt| bt <= t);
     let dq_end = ix.batch_obs[first_batch as usize + nb].min(end).max(start);
+    // Packets of the batch in service at t (the last one dequeued) not yet
+    // processed at the peak rate are still pending: not counted in n_p.
+    let pending = if nb > 0 {
+        let b = first_batch as usize + nb - 1;
+        let lo = ix.batch_obs[b].max(start);
+        let in_period = dq_end.saturating_sub(lo);
+        let done = ((t - ix.batch_time[b]).max(0) as f64 * rate_pps / 1e9).floor();
+        let done = if done.is_finite() && done >= 0.0 {
+            done.min(u32::MAX as f64) as u32
+        } else {
+            u32::MAX
+        };
+        let len = ix.batch_obs[b + 1] - ix.batch_obs[b];
+        // The batch's first `done` packets are processed; of the rest, those
+        // inside the period are pending.
+        len.saturating_sub(done).min(in_period)
+    } else {
+        0
+    };
     let n_i = end - start;
-    let n_p = dq_end - start;
+    let n_p = dq_end - start - pending;
     // The period runs from the first enqueue after the queue emptied (the
     // arrival of PreSet's first packet, paper Fig. 5) to the arrival of p.
     let tau = if n_i > 0 {
@@ -266,6 +305,16 @@ pub(crate) fn local(
         s_p,
         clamped,
     }
+}
+
+/// True when emptying batch `e` could have been fully processed at the
+/// peak rate by time `t` (its dequeue time plus `len / r_f`).
+fn served_by(ix: &Index, e: u32, rate_pps: f64, t: i64) -> bool {
+    let len = (ix.batch_obs[e as usize + 1] - ix.batch_obs[e as usize]) as f64;
+    if rate_pps.is_nan() || rate_pps <= 0.0 || rate_pps.is_infinite() {
+        return true;
+    }
+    ix.batch_time[e as usize] as f64 + len * 1e9 / rate_pps <= t as f64
 }
 
 /// Emptying batches of every stream (rx streams only are ever queried).

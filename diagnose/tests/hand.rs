@@ -85,44 +85,98 @@ fn burst_model(with_b: bool) -> Model {
 
 /// Victim at A: the regular packet arriving at 130 µs (index 32). PreSet:
 /// the 64 burst packets + 7 regulars (102..126 µs) = 71; T = 30 µs from the
-/// burst's arrival; A dequeued 32 at 100 µs (> r·T = 30: clamp) →
-/// S_i = 71 − 32 = 39, S_p = 0. One path [src], source timespan 26 µs,
-/// T_exp = 71 µs, T_f = 26 µs → the source gets all 39, split by flow
+/// burst's arrival; A dequeued 32 at 100 µs and has processed 30 of them
+/// by 130 µs at 1 Mpps (the other 2 are still pending ahead of the victim,
+/// §4.1's "queue with pending packets"): n_p = 30 = r·T →
+/// S_i = 71 − 30 = 41, S_p = 0. One path [src], source timespan 26 µs,
+/// T_exp = 71 µs, T_f = 26 µs → the source gets all 41, split by flow
 /// 64:7 between the burst flow and the regular flow.
 #[test]
 fn source_burst_blames_the_source() {
     let b = build(&burst_model(false));
     let v = diag(&b, 0, 32);
     assert_eq!(v.arrival_ns, 130_000);
-    assert_eq!((v.n_i, v.n_p, v.period_ns), (71, 32, 30_000));
-    assert!(close(v.s_i, 39.0) && close(v.s_p, 0.0), "{v:?}");
+    assert_eq!((v.n_i, v.n_p, v.period_ns), (71, 30, 30_000));
+    assert!(close(v.s_i, 41.0) && close(v.s_p, 0.0), "{v:?}");
     assert_eq!(v.ranked.len(), 1);
     assert_eq!(v.ranked[0].location, Location::Source("src".into()));
-    assert!(close(v.ranked[0].score, 39.0));
+    assert!(close(v.ranked[0].score, 41.0));
     let f = &v.ranked[0].flows;
     assert_eq!(f[0].0, tuple(9));
-    assert!(close(f[0].1, 39.0 * 64.0 / 71.0));
-    assert!(close(f[1].1, 39.0 * 7.0 / 71.0));
+    assert!(close(f[0].1, 41.0 * 64.0 / 71.0));
+    assert!(close(f[1].1, 41.0 * 7.0 / 71.0));
+}
+
+/// The batch in service is pending (§4.1, busy period). src → A (1 Mpps);
+/// flow 0 every 4 µs from 2 µs; flow 9 sends 20 packets at 100 µs. A
+/// dequeues the 20 at 100 µs in one batch (< 32 requested: the ring is
+/// empty) and processes them until 120 µs. Victim: the regular packet
+/// arriving at 110 µs (index 27), dequeued at 120 µs. The ring was empty
+/// after the 100 µs dequeue, but that batch could not have been processed
+/// before the next arrival (102 µs < 100 + 20 µs), so the period extends
+/// back to the dequeue of the 98 µs packet (served by 99 µs < 100 µs):
+/// PreSet = 20 burst + 2 regulars (102, 106 µs) = 22, τ = 100 µs,
+/// T = 10 µs, r·T = 10; of the batch in service A has processed
+/// ⌊10 µs · 1 Mpps⌋ = 10 → n_p = 10. S_i = 22 − 10 = 12, S_p = 0. One path
+/// [src]: source timespan 100→106 µs = 6 µs = T_f, T_exp = 22 µs → the
+/// source gets all 12, flows 20:2. (Ending the period at the emptying
+/// dequeue instead gives PreSet = 2 regulars, T = 8 µs, n_p = 0: S_p = 2,
+/// all blamed on A — though A ran at its peak rate throughout.)
+#[test]
+fn batch_in_service_is_pending_burst_blamed_on_the_source() {
+    let mut pkts = periodic(2_000, 400_000, 4_000, 0, &[0], 1, 0);
+    for k in 0..20u16 {
+        pkts.push(Pkt {
+            t: 100_000,
+            src: 0,
+            route: vec![0],
+            ipid: 1000 + k,
+            tuple: tuple(9),
+        });
+    }
+    let m = Model {
+        sources: vec!["src".into()],
+        nfs: vec![Nf {
+            name: "A".into(),
+            rate_pps: 1e6,
+            stalls: vec![],
+        }],
+        pkts,
+    };
+    let b = build(&m);
+    let v = diag(&b, 0, 27);
+    assert_eq!(v.arrival_ns, 110_000);
+    assert_eq!((v.n_i, v.n_p, v.period_ns), (22, 10, 10_000));
+    assert!(close(v.s_i, 12.0) && close(v.s_p, 0.0), "{v:?}");
+    assert_eq!(v.ranked.len(), 1, "{:?}", v.ranked);
+    assert_eq!(v.ranked[0].location, Location::Source("src".into()));
+    assert!(close(v.ranked[0].score, 12.0));
+    let f = &v.ranked[0].flows;
+    assert_eq!(f[0].0, tuple(9));
+    assert!(close(f[0].1, 12.0 * 20.0 / 22.0));
+    assert!(close(f[1].1, 12.0 * 2.0 / 22.0));
 }
 
 /// Chain src → A → B (both 1 Mpps). A forwards the burst as two 32-packet
 /// batches (132, 164 µs) then 16 regulars at 180 µs. Victim at B: the 6th
 /// packet of the 180 µs batch (regular sent at 122 µs, index 30). B's
-/// period starts at 132 µs: T = 48 µs, n_i = 69, n_p = 64 (> r·T = 48,
-/// clamp) → S_i = 5, S_p = 0. Path [src, A]: source timespan 100→118 µs =
-/// 18 µs, A timespan 132→180 µs = 48 µs: A *widened* the timespan, so by
-/// the non-monotone rule A gets 0 and the source gets the effective
-/// reduction T_exp − T_A = 69 − 48 = 21 µs of the total 21 µs: all 5.
+/// period starts at 132 µs: T = 48 µs, n_i = 69; B dequeued 32 at 132 µs
+/// and 32 at 164 µs, of which it has processed 16 by 180 µs at 1 Mpps (16
+/// still pending): n_p = 48 = r·T → S_i = 21, S_p = 0. Path [src, A]:
+/// source timespan 100→118 µs = 18 µs, A timespan 132→180 µs = 48 µs: A
+/// *widened* the timespan, so by the non-monotone rule A gets 0 and the
+/// source gets the effective reduction T_exp − T_A = 69 − 48 = 21 µs of
+/// the total 21 µs: all 21.
 #[test]
 fn burst_through_a_chain_blames_the_source_non_monotone() {
     let b = build(&burst_model(true));
     let v = diag(&b, 1, 30);
     assert_eq!(v.arrival_ns, 180_000);
-    assert_eq!((v.n_i, v.n_p, v.period_ns), (69, 64, 48_000));
-    assert!(close(v.s_i, 5.0) && close(v.s_p, 0.0), "{v:?}");
+    assert_eq!((v.n_i, v.n_p, v.period_ns), (69, 48, 48_000));
+    assert!(close(v.s_i, 21.0) && close(v.s_p, 0.0), "{v:?}");
     assert_eq!(v.ranked.len(), 1, "{:?}", v.ranked);
     assert_eq!(v.ranked[0].location, Location::Source("src".into()));
-    assert!(close(v.ranked[0].score, 5.0));
+    assert!(close(v.ranked[0].score, 21.0));
 }
 
 /// Paper Fig. 2 / Fig. 8: src1 → NAT → VPN and src2 (flow A) → VPN. The NAT

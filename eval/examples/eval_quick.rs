@@ -33,6 +33,13 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             ..Default::default()
         });
     }
+    if let Ok(sw) = std::env::var("EVAL_SWEEP") {
+        let which: eval::run::Sweep = sw.parse()?;
+        let points = eval::run::sweep(&sc, which, &opts)?;
+        print!("{}", eval::report::sweep_table(which, &points));
+        println!("elapsed {:.1}s", t.elapsed().as_secs_f64());
+        return Ok(());
+    }
     if let Ok(json) = std::env::var("EVAL_JSON_OUT") {
         let r = eval::run::evaluate(&sc, &opts)?;
         print!("{}", eval::report::render_text(&r));

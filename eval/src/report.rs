@@ -248,7 +248,7 @@ pub fn sweep_table(which: crate::run::Sweep, points: &[crate::run::SweepPoint]) 
     let key = match which {
         crate::run::Sweep::BurstSize => "burst",
         crate::run::Sweep::InterruptLength => "interrupt",
-        crate::run::Sweep::Hops => "overall",
+        crate::run::Sweep::Hops | crate::run::Sweep::NetmedicWindow => "overall",
     };
     let _ = writeln!(
         s,

@@ -124,6 +124,18 @@ pub fn truth_inputs(t: &testbeds::truth::Truth) -> (Vec<FaultInfo>, Vec<VictimIn
 /// Simulates `sc`, diagnoses with both methods, scores every labelled
 /// victim. Errors: invalid scenario, simulator or engine failure.
 pub fn evaluate(sc: &Scenario, opts: &Options) -> Result<EvalResult, EvalError> {
+    Ok(evaluate_windows(sc, opts, &[])?.0)
+}
+
+/// [`evaluate`], plus NetMedic re-run on the same simulation and the same
+/// Microscope diagnosis with each of `windows_ns` as its window (the other
+/// NetMedic settings from `opts.netmedic`); returns NetMedic's accuracy per
+/// window, in order.
+pub fn evaluate_windows(
+    sc: &Scenario,
+    opts: &Options,
+    windows_ns: &[u64],
+) -> Result<(EvalResult, Vec<MethodAccuracy>), EvalError> {
     let t0 = std::time::Instant::now();
     let out = testbeds::sim::simulate(sc).map_err(|e| EvalError::Sim(e.to_string()))?;
     let simulate_s = t0.elapsed().as_secs_f64();
@@ -152,9 +164,18 @@ pub fn evaluate(sc: &Scenario, opts: &Options) -> Result<EvalResult, EvalError> 
         let a = score_victims(&sc.name, sc.seed, &out.trace, &faults, &victims, &ms, alt)?;
         r.netmedic_alt = Some(a.netmedic);
     }
+    let mut per_window = Vec::with_capacity(windows_ns.len());
+    for &w in windows_ns {
+        let cfg = netmedic::Config {
+            window_ns: w,
+            ..opts.netmedic.clone()
+        };
+        let a = score_victims(&sc.name, sc.seed, &out.trace, &faults, &victims, &ms, &cfg)?;
+        per_window.push(a.netmedic);
+    }
     r.timings.simulate_s = simulate_s;
     r.timings.microscope_s = microscope_s;
-    Ok(r)
+    Ok((r, per_window))
 }
 
 /// The §6.3 sweeps.
@@ -167,6 +188,9 @@ pub enum Sweep {
     InterruptLength,
     /// All kinds; victims grouped by DAG hops from culprit to victim NF.
     Hops,
+    /// NetMedic's window (paper Fig. 13), [`NETMEDIC_WINDOWS_MS`]; one
+    /// simulation and one Microscope diagnosis, NetMedic re-run per window.
+    NetmedicWindow,
 }
 
 impl std::str::FromStr for Sweep {
@@ -176,8 +200,9 @@ impl std::str::FromStr for Sweep {
             "burst-size" => Ok(Sweep::BurstSize),
             "interrupt-length" => Ok(Sweep::InterruptLength),
             "hops" => Ok(Sweep::Hops),
+            "netmedic-window" => Ok(Sweep::NetmedicWindow),
             _ => Err(format!(
-                "unknown sweep {s:?}: expected burst-size, interrupt-length or hops"
+                "unknown sweep {s:?}: expected burst-size, interrupt-length, hops or netmedic-window"
             )),
         }
     }
@@ -188,6 +213,8 @@ impl std::str::FromStr for Sweep {
 pub const BURST_SIZES: [u32; 5] = [200, 500, 1000, 2500, 5000];
 /// Interrupt lengths of the sweep, µs.
 pub const INTERRUPT_US: [u64; 5] = [300, 500, 750, 1000, 1500];
+/// NetMedic windows of the sweep, ms (paper Fig. 13).
+pub const NETMEDIC_WINDOWS_MS: [u64; 5] = [1, 5, 10, 50, 100];
 
 /// One point of a sweep.
 #[derive(Clone, Debug, Serialize)]
@@ -233,6 +260,20 @@ pub fn sweep(base: &Scenario, which: Sweep, opts: &Options) -> Result<Vec<SweepP
                     label: format!("interrupt {us} us"),
                     microscope: r.microscope,
                     netmedic: r.netmedic,
+                });
+            }
+        }
+        Sweep::NetmedicWindow => {
+            let ws: Vec<u64> = NETMEDIC_WINDOWS_MS
+                .iter()
+                .map(|ms| ms * 1_000_000)
+                .collect();
+            let (r, nm) = evaluate_windows(base, opts, &ws)?;
+            for (ms, a) in NETMEDIC_WINDOWS_MS.iter().zip(nm) {
+                points.push(SweepPoint {
+                    label: format!("window {ms} ms"),
+                    microscope: r.microscope,
+                    netmedic: a,
                 });
             }
         }

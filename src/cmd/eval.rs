@@ -27,7 +27,8 @@ pub struct Args {
     /// Print the accuracy figures as JSON.
     #[arg(long)]
     pub json: bool,
-    /// Sweep one parameter (paper §6.3): burst-size, interrupt-length, hops.
+    /// Sweep one parameter (paper §6.3): burst-size, interrupt-length, hops,
+    /// netmedic-window (NetMedic window 1/5/10/50/100 ms, paper Fig. 13).
     #[arg(long)]
     pub sweep: Option<String>,
     /// Replay this pcap as the traffic (instead of the synthetic model).
