@@ -2,7 +2,8 @@
 //! background plus nine bug flows at `fw2`).
 //!
 //! `cargo bench -p autofocus --bench aggregate [-- SIZES...]`, sizes default to
-//! `84000 1000000` (the paper's §6.4 count and the 1 M target). Prints one row
+//! `84000 1000000` (the paper's §6.4 count and the 1 M target); the argument
+//! `overlap` uses `CountRule::Overlap` instead of the default split rule. Prints one row
 //! per size: relations, wall time, process CPU time (user + system, all
 //! threads), the process's peak resident set so far (`VmHWM`; it includes
 //! the generated input and never decreases, so give one size per run for a
@@ -48,7 +49,16 @@ fn main() {
     } else {
         sizes
     };
-    let cfg = Config::default();
+    // `overlap` measures AutoFocus's overlap counting rule instead.
+    let cfg = Config {
+        rule: if std::env::args().any(|a| a == "overlap") {
+            autofocus::CountRule::Overlap
+        } else {
+            autofocus::CountRule::Split
+        },
+        ..Config::default()
+    };
+    println!("rule: {:?}", cfg.rule);
     println!(
         "{:>10}  {:>9}  {:>9}  {:>12}  {:>8}  {:>6}",
         "relations", "wall s", "cpu s", "peak RSS MiB", "patterns", "target"

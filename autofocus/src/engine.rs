@@ -3,7 +3,8 @@
 //! 1. **Encode**: intern locations, turn each valid relation into a leaf
 //!    [`Item`] (every coordinate at its deepest level).
 //! 2. **One-dimensional pass** (per dimension, in parallel): the
-//!    one-dimensional HHH nodes, which define the restricted hierarchy, and
+//!    one-dimensional HHH nodes and the port blocks joining two or more of
+//!    them, which define the restricted hierarchy, and
 //!    each leaf value's *lowest kept frequent ancestor* (deepest kept ancestor
 //!    with score ≥ `th·T`).
 //! 3. **Stage 1** (per exact culprit side, in parallel): generalize the
@@ -20,8 +21,9 @@
 use rayon::prelude::*;
 use rustc_hash::{FxHashMap, FxHashSet};
 
-use crate::hier::{kind, Hier, Key, NDIM, SIDE_DIMS};
-use crate::{Config, CountRule, Relation};
+use crate::hier::{kind, Hier, Key, Kind, NDIM, SIDE_DIMS};
+use crate::{Config, CountRule, FlowRelation, Location, Relation};
+use collector::FiveTuple;
 
 /// A weighted point or aggregate of the lattice: relations folded together.
 #[derive(Clone, Copy, Debug)]
@@ -57,36 +59,71 @@ pub(crate) struct Encoded {
     pub ignored: usize,
 }
 
-/// Whether a relation's score can be aggregated.
-pub(crate) fn valid(r: &Relation) -> bool {
-    r.score.is_finite() && r.score > 0.0
+/// Whether a relation can be aggregated: a finite positive score and
+/// locations inside the table.
+pub(crate) fn valid(r: &FlowRelation, n_locations: usize) -> bool {
+    r.score.is_finite()
+        && r.score > 0.0
+        && (r.culprit_location as usize) < n_locations
+        && (r.victim_location as usize) < n_locations
 }
 
-/// Interns locations and encodes every valid relation as a leaf.
+/// Encodes every valid relation as a leaf (see [`encode_flows`]).
 pub(crate) fn encode(relations: &[Relation], config: &Config) -> Encoded {
-    let locs = relations.iter().filter(|r| valid(r)).flat_map(|r| {
-        [
-            (
-                r.culprit.location.nf_type.as_str(),
-                r.culprit.location.instance.as_str(),
-            ),
-            (
-                r.victim.location.nf_type.as_str(),
-                r.victim.location.instance.as_str(),
-            ),
-        ]
-    });
-    let hier = Hier::new(config.port_hierarchy, locs);
+    let (locations, flows) = crate::intern(relations);
+    encode_flows(&locations, &flows, config)
+}
+
+/// Interns the locations used by valid relations and encodes every valid
+/// relation as a leaf, in input order.
+pub(crate) fn encode_flows(
+    locations: &[Location],
+    relations: &[FlowRelation],
+    config: &Config,
+) -> Encoded {
+    let n_loc = locations.len();
+    let mut used = vec![false; n_loc];
+    for r in relations.iter().filter(|r| valid(r, n_loc)) {
+        used[r.culprit_location as usize] = true;
+        used[r.victim_location as usize] = true;
+    }
+    let hier = Hier::new(
+        config.port_hierarchy,
+        locations
+            .iter()
+            .zip(&used)
+            .filter(|(_, u)| **u)
+            .map(|(l, _)| (l.nf_type.as_str(), l.instance.as_str())),
+    );
+    // Location index → instance id of the hierarchy (for used locations).
+    let inst: Vec<u32> = locations
+        .iter()
+        .zip(&used)
+        .map(|(l, u)| {
+            if *u {
+                hier.instance_id(&l.nf_type, &l.instance)
+                    .expect("every used location is interned")
+            } else {
+                u32::MAX
+            }
+        })
+        .collect();
     let mut leaves = Vec::with_capacity(relations.len());
     let mut source = Vec::with_capacity(relations.len());
     let mut ignored = 0;
     for (i, r) in relations.iter().enumerate() {
-        if !valid(r) {
+        if !valid(r, n_loc) {
             ignored += 1;
             continue;
         }
         leaves.push(Item {
-            key: leaf_key(&hier, r),
+            key: leaf_key(
+                &hier,
+                [
+                    (&r.culprit, inst[r.culprit_location as usize]),
+                    (&r.victim, inst[r.victim_location as usize]),
+                ],
+            ),
             w: r.score,
             n: 1,
             mask: [0; NDIM],
@@ -104,17 +141,14 @@ pub(crate) fn encode(relations: &[Relation], config: &Config) -> Encoded {
     }
 }
 
-/// The fully specific key of a relation.
-pub(crate) fn leaf_key(hier: &Hier, r: &Relation) -> Key {
+/// The fully specific key of a relation: per side, its flow and the
+/// hierarchy's instance id of its location.
+pub(crate) fn leaf_key(hier: &Hier, sides: [(&FiveTuple, u32); 2]) -> Key {
     let mut key = Key {
         v: [0; NDIM],
         l: [0; NDIM],
     };
-    for (base, side) in [(0, &r.culprit), (SIDE_DIMS, &r.victim)] {
-        let f = &side.flow;
-        let inst = hier
-            .instance_id(&side.location.nf_type, &side.location.instance)
-            .expect("every location of a valid relation is interned");
+    for (base, (f, inst)) in [0, SIDE_DIMS].into_iter().zip(sides) {
         let vals = [
             f.src_ip,
             f.dst_ip,
@@ -178,6 +212,8 @@ struct Run {
     end: usize,
     mass: f64,
     out: f64,
+    /// A one-dimensional HHH, or a port block joining two such (see below).
+    sig: bool,
 }
 
 /// The one-dimensional pass over dimension `d`: the one-dimensional
@@ -212,13 +248,20 @@ fn one_dimensional(
     // monotone), so each level is one scan over the runs of the level below.
     for t in (0..=top).rev() {
         let mut cur: Vec<Run> = Vec::with_capacity(prev.len());
-        let mut emit = |start: usize, end: usize, m: f64, covered: f64| {
+        let structural = hier.is_structural(d, t);
+        let mut emit = |start: usize, end: usize, m: f64, covered: f64, sig_children: usize| {
             let a = hier.ancestor(k, top, vals[start], t);
             let reported = m - covered >= thr;
-            if reported {
+            // Port blocks also keep the least common ancestor of significant
+            // blocks or ports (2000..=2008 → 2000-2015), so that flows that
+            // are significant one by one can still be aggregated together in
+            // a multi-dimensional pattern where each is not. It is not a 1-D
+            // HHH: it covers nothing for its parent.
+            let joins = k == Kind::Port && !structural && sig_children >= 2;
+            if reported || joins {
                 kept.insert((t, a));
             }
-            let is_kept = reported || hier.is_structural(d, t);
+            let is_kept = reported || joins || structural;
             if is_kept {
                 for b in &mut kmask[start..end] {
                     *b |= 1u64 << t;
@@ -236,24 +279,26 @@ fn one_dimensional(
                 end,
                 mass: m,
                 out: if reported { m } else { covered },
+                sig: reported || joins,
             });
         };
         if t == top {
             for (i, &m) in mass.iter().enumerate() {
-                emit(i, i + 1, m, 0.0);
+                emit(i, i + 1, m, 0.0, 0);
             }
         } else {
             let mut i = 0;
             while i < prev.len() {
                 let a = hier.ancestor(k, top, vals[prev[i].start], t);
-                let (mut m, mut c) = (0.0, 0.0);
+                let (mut m, mut c, mut sig) = (0.0, 0.0, 0);
                 let mut j = i;
                 while j < prev.len() && hier.ancestor(k, top, vals[prev[j].start], t) == a {
                     m += prev[j].mass;
                     c += prev[j].out;
+                    sig += usize::from(prev[j].sig);
                     j += 1;
                 }
-                emit(prev[i].start, prev[j - 1].end, m, c);
+                emit(prev[i].start, prev[j - 1].end, m, c, sig);
                 i = j;
             }
         }
@@ -521,13 +566,14 @@ fn expand(
 /// `thr` (> 0). The split rule is delegated to [`crate::split`]; the overlap
 /// rule enumerates every parent–child edge (it needs them), deduplicating
 /// children by key.
-pub(crate) fn hhh(hier: &Hier, items: &[Item], thr: f64, rule: CountRule) -> Vec<Hhh> {
+pub(crate) fn hhh(hier: &Hier, items: Vec<Item>, thr: f64, rule: CountRule) -> Vec<Hhh> {
     if items.is_empty() || thr.is_nan() || thr <= 0.0 {
         return Vec::new();
     }
     if rule == CountRule::Split {
         return crate::split::hhh(hier, items, thr);
     }
+    let items = &items[..];
     let prune = thr * (1.0 - PRUNE_SLACK);
     let all: Vec<u32> = (0..items.len() as u32).collect();
     let top = Key {
@@ -670,5 +716,8 @@ pub(crate) fn run(enc: &mut Encoded, threshold: f64, rule: CountRule) -> Vec<Hhh
     }
     let lfa = restrict(&mut enc.hier, &enc.leaves, threshold);
     let items = intermediate(&enc.hier, &lfa, &enc.leaves);
-    hhh(&enc.hier, &items, threshold * enc.total, rule)
+    // The leaves are not needed past stage 1.
+    enc.leaves = Vec::new();
+    drop(lfa);
+    hhh(&enc.hier, items, threshold * enc.total, rule)
 }

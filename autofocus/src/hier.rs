@@ -136,7 +136,8 @@ impl Hier {
     }
 
     /// Restricts every dimension to its structural levels plus the given
-    /// one-dimensional HHH nodes (one set per dimension).
+    /// nodes (one set per dimension: the one-dimensional HHH nodes and the
+    /// joining port blocks).
     pub fn restrict(&mut self, kept: Vec<FxHashSet<(u8, u32)>>) {
         debug_assert_eq!(kept.len(), NDIM);
         self.kept = kept;
@@ -144,7 +145,8 @@ impl Hier {
 
     /// Whether a node exists in the restricted hierarchy of dimension `d`:
     /// the root and the leaves always; every level of protocol and location;
-    /// the port classes; otherwise only one-dimensional HHH nodes.
+    /// the port classes; otherwise only one-dimensional HHH nodes and the
+    /// port blocks joining two or more of them (see `engine::restrict`).
     #[inline]
     pub fn is_kept(&self, d: usize, l: u8, v: u32) -> bool {
         self.kept.is_empty() || self.is_structural(d, l) || self.kept[d].contains(&(l, v))

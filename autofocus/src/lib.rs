@@ -28,7 +28,9 @@
 //!    HHH nodes are computed; the multi-dimensional lattice keeps, per
 //!    dimension, the root, the leaves, every protocol and location level, the
 //!    port classes, and those one-dimensional HHH nodes (AutoFocus builds its
-//!    multidimensional clusters the same way).
+//!    multidimensional clusters the same way), plus the port blocks that join
+//!    two or more such nodes (so nine significant ports 2000–2008 can still
+//!    be named together as `2000-2015`).
 //! 2. *Decision order.* Patterns are decided one at a time, most specific
 //!    first (larger sum of levels), then larger gross score, then key order.
 //! 3. *Report.* A pattern is reported when its *compressed score* is at least
@@ -133,6 +135,25 @@ pub struct Relation {
     pub score: f64,
     /// Time from the culprit to the victim, nanoseconds (for the gap
     /// distribution only; non-finite values are left out of it).
+    pub gap_ns: f64,
+}
+
+/// A causal relation with its locations given as indices into a location
+/// table (see [`aggregate_flows`]): the compact input for millions of
+/// relations over a handful of locations (no strings per relation).
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct FlowRelation {
+    /// Culprit flow.
+    pub culprit: FiveTuple,
+    /// Culprit location: index into the location table.
+    pub culprit_location: u32,
+    /// Victim flow.
+    pub victim: FiveTuple,
+    /// Victim location: index into the location table.
+    pub victim_location: u32,
+    /// Blame score, > 0 and finite (others are ignored and counted).
+    pub score: f64,
+    /// Time from the culprit to the victim, nanoseconds.
     pub gap_ns: f64,
 }
 
@@ -272,6 +293,49 @@ pub fn parse_threshold(s: &str) -> Result<f64, ThresholdError> {
 /// counted, an invalid config is replaced field by field by the default (see
 /// [`Report::notes`]).
 pub fn aggregate(relations: &[Relation], config: &Config) -> Report {
+    let (locations, flows) = intern(relations);
+    aggregate_flows(&locations, &flows, config)
+}
+
+/// Interns the locations of `relations`: the location table and the
+/// relations in the same order, with locations as table indices.
+pub fn intern(relations: &[Relation]) -> (Vec<Location>, Vec<FlowRelation>) {
+    let mut index: std::collections::HashMap<Location, u32> = std::collections::HashMap::new();
+    let mut table: Vec<Location> = Vec::new();
+    let mut id = |l: &Location| -> u32 {
+        if let Some(&i) = index.get(l) {
+            return i;
+        }
+        table.push(l.clone());
+        let i = table.len() as u32 - 1;
+        index.insert(l.clone(), i);
+        i
+    };
+    let flows = relations
+        .iter()
+        .map(|r| FlowRelation {
+            culprit: r.culprit.flow,
+            culprit_location: id(&r.culprit.location),
+            victim: r.victim.flow,
+            victim_location: id(&r.victim.location),
+            score: r.score,
+            gap_ns: r.gap_ns,
+        })
+        .collect();
+    (table, flows)
+}
+
+/// [`aggregate`] over relations whose locations are indices into
+/// `locations` (as built by [`intern`], or by a caller that already has
+/// them interned). A relation whose location index is out of range is
+/// skipped and counted in [`Report::ignored`], like an invalid score. The
+/// result equals [`aggregate`] over the same relations with the locations
+/// written out.
+pub fn aggregate_flows(
+    locations: &[Location],
+    relations: &[FlowRelation],
+    config: &Config,
+) -> Report {
     let mut notes = Vec::new();
     let mut cfg = config.clone();
     if let Err(e) = cfg.validate() {
@@ -291,7 +355,7 @@ pub fn aggregate(relations: &[Relation], config: &Config) -> Report {
             cfg.port_hierarchy = PortHierarchy::default();
         }
     }
-    let run = || report::build(relations, &cfg, notes);
+    let run = || report::build(locations, relations, &cfg, notes);
     if cfg.threads > 0 {
         match rayon::ThreadPoolBuilder::new()
             .num_threads(cfg.threads)

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::engine::{self, Hhh};
 use crate::hier::{Hier, SIDE_DIMS};
-use crate::{Config, Location, Pattern, Relation};
+use crate::{Config, FlowRelation, Location, Pattern};
 
 /// The aggregation result.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
@@ -81,21 +81,30 @@ pub struct GapSummary {
 }
 
 /// Builds the report (threshold and port hierarchy already valid).
-pub(crate) fn build(relations: &[Relation], config: &Config, notes: Vec<String>) -> Report {
-    let mut enc = engine::encode(relations, config);
+pub(crate) fn build(
+    locations: &[Location],
+    relations: &[FlowRelation],
+    config: &Config,
+    notes: Vec<String>,
+) -> Report {
+    let mut enc = engine::encode_flows(locations, relations, config);
+    // The summaries first: the engine then frees the leaves as it goes.
+    let valid = || enc.source.iter().map(|&i| &relations[i]);
+    let (matrix, propagated_share) = location_matrix(locations, valid(), enc.total);
+    let gaps = gap_summary(valid().map(|r| r.gap_ns));
+    let n_valid = enc.leaves.len();
+    enc.source = Vec::new();
     let hhh = engine::run(&mut enc, config.threshold, config.rule);
     let patterns = to_patterns(&enc.hier, hhh, enc.total);
-    let valid: Vec<&Relation> = enc.source.iter().map(|&i| &relations[i]).collect();
-    let (matrix, propagated_share) = location_matrix(&valid, enc.total);
     Report {
         threshold: config.threshold,
         total_score: enc.total,
-        relations: enc.leaves.len(),
+        relations: n_valid,
         ignored: enc.ignored,
         patterns,
         matrix,
         propagated_share,
-        gaps: gap_summary(valid.iter().map(|r| r.gap_ns)),
+        gaps,
         notes,
     }
 }
@@ -122,15 +131,23 @@ pub(crate) fn to_patterns(h: &Hier, mut hhh: Vec<Hhh>, total: f64) -> Vec<Patter
         .collect()
 }
 
-fn location_matrix(valid: &[&Relation], total: f64) -> (LocationMatrix, f64) {
+fn location_matrix<'a>(
+    locations: &[Location],
+    valid: impl Iterator<Item = &'a FlowRelation>,
+    total: f64,
+) -> (LocationMatrix, f64) {
     let mut cells: BTreeMap<(&str, &str), MatrixCell> = BTreeMap::new();
     let mut prop = 0.0;
     for r in valid {
+        let (cl, vl) = (
+            &locations[r.culprit_location as usize],
+            &locations[r.victim_location as usize],
+        );
         let c = cells
-            .entry((&r.culprit.location.nf_type, &r.victim.location.nf_type))
+            .entry((cl.nf_type.as_str(), vl.nf_type.as_str()))
             .or_default();
         c.share += r.score;
-        if r.culprit.location != r.victim.location {
+        if cl != vl {
             c.propagated_share += r.score;
             prop += r.score;
         }

@@ -27,10 +27,12 @@
 //!   indexed by node id, all extendable dimensions in one sweep, each sum in
 //!   ascending item order — the same additions in the same order as a
 //!   hash-map count, so every score is bit-identical.
-//! - **Item lists.** Each enumerated pattern keeps its ascending item list
-//!   delta-encoded as LEB128 bytes ([`Packed`]): items of a frequent pattern
-//!   are dense enough that most gaps fit one byte, about a quarter of a `u32`
-//!   list.
+//! - **Item lists.** Each enumerated pattern of at most [`STORE_MAX`] items
+//!   keeps its ascending item list delta-encoded as LEB128 bytes
+//!   ([`Packed`]): items of a frequent pattern are dense enough that most
+//!   gaps fit one byte, about a quarter of a `u32` list. Larger patterns are
+//!   listed again, in the same order, from the inverted rows ([`Postings`])
+//!   when a decision needs them.
 //! - **Barren dimensions.** A pattern remembers the dimensions where it has
 //!   no frequent child; a child at the same position there inherits that and
 //!   skips the dimension (its items are a subset, and a subset's score summed
@@ -38,7 +40,8 @@
 //! - **Decisions.** Compressed scores only change when a pattern is reported
 //!   (at most `1 / th` times), so runs of patterns are scored in parallel
 //!   against the current taken flags and each run is cut at its first
-//!   reported pattern ([`decide`]).
+//!   reported pattern ([`decide`]); scores past the cut of patterns not
+//!   comparable with the reported one are still exact and are kept.
 
 use rayon::prelude::*;
 use rustc_hash::FxHashMap;
@@ -150,13 +153,117 @@ impl Packed {
     }
 }
 
+/// Patterns holding at most this many items keep their item list; larger
+/// ones are listed again from [`Postings`] when a decision needs them. At
+/// paper scale (2.8 M items, 170 K patterns) storing every list takes
+/// 2.4 GB, a third of it in the 4 K patterns above this size, and listing
+/// a large pattern again costs little more than unpacking it.
+const STORE_MAX: usize = 1 << 16;
+
 /// A frequent closed pattern, as enumerated.
 struct Node {
     key: Key,
     /// Gross score.
     mass: f64,
-    /// The items it holds.
-    items: Packed,
+    /// Its items, when at most [`STORE_MAX`].
+    items: Option<Packed>,
+    /// Per dimension, the position of the pattern's node on its items' rows
+    /// and the node's id.
+    pos: [u8; NDIM],
+    ids: [u32; NDIM],
+}
+
+impl Node {
+    /// The node whose items' rows have prefix lengths `len`, `f` one of them.
+    fn new(paths: &[Paths], idx: &[u32], len: &[u8; NDIM], mass: f64) -> Node {
+        let f = idx[0];
+        let mut pos = [0u8; NDIM];
+        let mut ids = [0u32; NDIM];
+        for d in 0..NDIM {
+            pos[d] = len[d] - 1;
+            ids[d] = paths[d].col[pos[d] as usize][f as usize];
+        }
+        Node {
+            key: key_of(paths, f, len),
+            mass,
+            items: (idx.len() <= STORE_MAX).then(|| Packed::new(idx)),
+            pos,
+            ids,
+        }
+    }
+}
+
+/// Per dimension, the items below each node (every node but the root),
+/// ascending: the inverted [`Paths`].
+struct Postings {
+    /// Per dimension, `start[id]..start[id + 1]` indexes `items`.
+    start: Vec<Vec<usize>>,
+    items: Vec<Vec<u32>>,
+}
+
+impl Postings {
+    fn build(paths: &[Paths]) -> Postings {
+        let (start, items) = paths
+            .par_iter()
+            .map(|p| {
+                let mut start = vec![0usize; p.nodes.len() + 1];
+                for c in p.col.iter().skip(1) {
+                    for &id in c.iter().filter(|&&id| id != NONE) {
+                        start[id as usize + 1] += 1;
+                    }
+                }
+                for k in 1..start.len() {
+                    start[k] += start[k - 1];
+                }
+                let mut fill = start.clone();
+                let mut items = vec![0u32; start[p.nodes.len()]];
+                // A node sits at one position of every row through it, so
+                // scanning each column in item order lists its items in
+                // ascending order.
+                for c in p.col.iter().skip(1) {
+                    for (i, &id) in c.iter().enumerate() {
+                        if id != NONE {
+                            items[fill[id as usize]] = i as u32;
+                            fill[id as usize] += 1;
+                        }
+                    }
+                }
+                (start, items)
+            })
+            .unzip();
+        Postings { start, items }
+    }
+
+    /// The items `node` holds, ascending, into `out` (cleared first): its
+    /// stored list, or the shortest posting list among its non-root
+    /// dimensions, filtered on the others.
+    fn items_of(&self, paths: &[Paths], n_items: usize, node: &Node, out: &mut Vec<u32>) {
+        out.clear();
+        if let Some(p) = &node.items {
+            p.unpack_into(out);
+            return;
+        }
+        let list = |d: usize| {
+            let id = node.ids[d] as usize;
+            &self.items[d][self.start[d][id]..self.start[d][id + 1]]
+        };
+        let open: Vec<usize> = (0..NDIM).filter(|&d| node.pos[d] > 0).collect();
+        let Some(&best) = open.iter().min_by_key(|&&d| list(d).len()) else {
+            out.extend(0..n_items as u32);
+            return;
+        };
+        let rest: Vec<(&[u32], u32)> = open
+            .iter()
+            .filter(|&&d| d != best)
+            .map(|&d| (&paths[d].col[node.pos[d] as usize][..], node.ids[d]))
+            .collect();
+        out.extend(
+            list(best)
+                .iter()
+                .copied()
+                .filter(|&i| rest.iter().all(|(c, id)| c[i as usize] == *id)),
+        );
+    }
 }
 
 /// A frequent closed pattern during the depth-first enumeration.
@@ -373,22 +480,14 @@ fn expand(
                     continue;
                 }
                 let c = nx[sel[0] as usize];
-                let mut pos = [0u8; NDIM];
-                for (q, &n) in pos.iter_mut().zip(&len) {
-                    *q = n - 1;
-                }
-                let key = key_of(paths, idx[0], &len);
+                let node = Node::new(paths, &idx, &len, s.mass[o + c as usize]);
                 out.push((
                     Pat {
-                        pos,
+                        pos: node.pos,
                         core: d as u8,
                         barren: 0,
                     },
-                    Node {
-                        key,
-                        mass: s.mass[o + c as usize],
-                        items: Packed::new(&idx),
-                    },
+                    node,
                     sel,
                 ));
             }
@@ -431,37 +530,25 @@ fn subtree(paths: &[Paths], pat: &Pat, db: &Db, prune: f64, out: &mut Vec<Node>)
     }
 }
 
-/// Every frequent closed pattern.
-fn enumerate(hier: &Hier, items: &[Item], prune: f64) -> Vec<Node> {
-    let root_mass: f64 = items.iter().map(|i| i.w).sum();
+/// Every frequent closed pattern of the items whose rows are `paths` and
+/// scores `w`.
+fn enumerate(paths: &[Paths], w: &[f64], prune: f64) -> Vec<Node> {
+    let root_mass: f64 = w.iter().sum();
     if root_mass < prune {
         return Vec::new();
     }
-    let paths: Vec<Paths> = (0..NDIM)
-        .into_par_iter()
-        .map(|d| Paths::build(hier, items, d))
-        .collect();
-    let w: Vec<f64> = items.iter().map(|i| i.w).collect();
-    let all: Vec<u32> = (0..items.len() as u32).collect();
-    let len = closure(&paths, &all, &[1; NDIM]);
+    let all: Vec<u32> = (0..w.len() as u32).collect();
+    let len = closure(paths, &all, &[1; NDIM]);
+    let node = Node::new(paths, &all, &len, root_mass);
     drop(all);
-    let mut pos = [0u8; NDIM];
-    for (q, &n) in pos.iter_mut().zip(&len) {
-        *q = n - 1;
-    }
-    let key = key_of(&paths, 0, &len);
     let root = Pat {
-        pos,
+        pos: node.pos,
         core: 0,
         barren: 0,
     };
-    let db = Db::root(&paths, &w, &root);
-    let mut nodes = vec![Node {
-        key,
-        mass: root_mass,
-        items: Packed::new(&db.list),
-    }];
-    subtree(&paths, &root, &db, prune, &mut nodes);
+    let db = Db::root(paths, w, &root);
+    let mut nodes = vec![node];
+    subtree(paths, &root, &db, prune, &mut nodes);
     nodes
 }
 
@@ -475,11 +562,24 @@ fn comparable(hier: &Hier, a: &Key, b: &Key) -> bool {
 }
 
 /// Stage 2 under the split rule.
-pub(crate) fn hhh(hier: &Hier, items: &[Item], thr: f64) -> Vec<Hhh> {
+///
+/// Memory: the items are consumed; only their scores and relation counts
+/// are kept past building the rows. Enumerated patterns keep their item
+/// lists only up to [`STORE_MAX`] items; the decisions list a larger
+/// pattern's items from the rows and their inverted index ([`Postings`]).
+pub(crate) fn hhh(hier: &Hier, items: Vec<Item>, thr: f64) -> Vec<Hhh> {
     let prune = thr * (1.0 - PRUNE_SLACK);
-    let mut nodes = enumerate(hier, items, prune);
+    let paths: Vec<Paths> = (0..NDIM)
+        .into_par_iter()
+        .map(|d| Paths::build(hier, &items, d))
+        .collect();
+    let w: Vec<f64> = items.iter().map(|i| i.w).collect();
+    let n: Vec<u64> = items.iter().map(|i| i.n).collect();
+    drop(items);
+    let mut nodes = enumerate(&paths, &w, prune);
     nodes.par_sort_unstable_by(|a, b| decision_order((&a.key, a.mass), (&b.key, b.mass)));
-    decide(hier, items, &nodes, thr)
+    let post = Postings::build(&paths);
+    decide(hier, &paths, &post, &w, &n, &nodes, thr)
 }
 
 /// The split-rule decisions in the decision order. A pattern's compressed
@@ -488,23 +588,39 @@ pub(crate) fn hhh(hier: &Hier, items: &[Item], thr: f64) -> Vec<Hhh> {
 /// parallel against the current taken flags, and the run is cut at its first
 /// reported pattern (the patterns after it are computed again). Each score is
 /// summed in ascending item order, exactly as a sequential pass would.
-fn decide(hier: &Hier, items: &[Item], nodes: &[Node], thr: f64) -> Vec<Hhh> {
-    let w: Vec<f64> = items.iter().map(|i| i.w).collect();
+fn decide(
+    hier: &Hier,
+    paths: &[Paths],
+    post: &Postings,
+    w: &[f64],
+    count: &[u64],
+    nodes: &[Node],
+    thr: f64,
+) -> Vec<Hhh> {
     // Taken flags as a bitset: small enough to stay in cache.
-    let mut taken = vec![0u64; items.len().div_ceil(64)];
+    let mut taken = vec![0u64; w.len().div_ceil(64)];
     let is_taken = |t: &[u64], i: u32| (t[i as usize >> 6] >> (i & 63)) & 1 == 1;
     let mut out = Vec::new();
     const MIN_RUN: usize = 32;
     const MAX_RUN: usize = 4096;
     let mut run = MIN_RUN;
     let mut k = 0;
+    // Scores computed in a run past its cut that are still exact: a report
+    // only takes items of the reported pattern, so the score of a pattern
+    // not comparable with it (no common item) does not change.
+    let mut known: FxHashMap<usize, f64> = FxHashMap::default();
     while k < nodes.len() {
         let end = (k + run).min(nodes.len());
         let taken_now = &taken[..];
         let reported = &out[..];
-        let scores: Vec<f64> = nodes[k..end]
-            .par_iter()
-            .map_init(Vec::new, |list, node| {
+        let known_now = &known;
+        let scores: Vec<f64> = (k..end)
+            .into_par_iter()
+            .map_init(Vec::new, |list, at| {
+                if let Some(&score) = known_now.get(&at) {
+                    return score;
+                }
+                let node = &nodes[at];
                 // Patterns that share an item are comparable in every
                 // dimension (each dimension is a laminar family); a pattern
                 // comparable with no reported one holds no taken item.
@@ -514,8 +630,7 @@ fn decide(hier: &Hier, items: &[Item], nodes: &[Node], thr: f64) -> Vec<Hhh> {
                 {
                     return node.mass;
                 }
-                list.clear();
-                node.items.unpack_into(list);
+                post.items_of(paths, w.len(), node, list);
                 if !list.iter().any(|&i| is_taken(taken_now, i)) {
                     // The same items summed in the same order as `mass`.
                     return node.mass;
@@ -531,16 +646,17 @@ fn decide(hier: &Hier, items: &[Item], nodes: &[Node], thr: f64) -> Vec<Hhh> {
             .collect();
         match scores.iter().position(|&score| score >= thr) {
             None => {
+                known.retain(|&at, _| at >= end);
                 k = end;
                 run = (run * 2).min(MAX_RUN);
             }
             Some(j) => {
                 let node = &nodes[k + j];
                 let mut list = Vec::new();
-                node.items.unpack_into(&mut list);
+                post.items_of(paths, w.len(), node, &mut list);
                 let (mut n, mut gross_n) = (0u64, 0u64);
                 for &i in &list {
-                    let c = items[i as usize].n;
+                    let c = count[i as usize];
                     gross_n += c;
                     if !is_taken(&taken, i) {
                         n += c;
@@ -549,13 +665,20 @@ fn decide(hier: &Hier, items: &[Item], nodes: &[Node], thr: f64) -> Vec<Hhh> {
                 for &i in &list {
                     taken[i as usize >> 6] |= 1 << (i & 63);
                 }
+                let key = node.key;
                 out.push(Hhh {
-                    key: node.key,
+                    key,
                     score: scores[j],
                     gross: node.mass,
                     n,
                     gross_n,
                 });
+                known.retain(|&at, _| at > k + j && !comparable(hier, &key, &nodes[at].key));
+                for (at, &score) in (k..end).zip(&scores).skip(j + 1) {
+                    if !comparable(hier, &key, &nodes[at].key) {
+                        known.insert(at, score);
+                    }
+                }
                 k += j + 1;
                 run = MIN_RUN;
             }

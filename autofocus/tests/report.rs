@@ -144,3 +144,20 @@ fn bad_input_is_counted_not_fatal() {
         .render_table(100)
         .contains("0 relations aggregated into 0 patterns"));
 }
+
+#[test]
+fn interned_input_gives_the_same_report_and_skips_unknown_locations() {
+    let rels = sample();
+    let (locs, mut flows) = autofocus::intern(&rels);
+    assert_eq!(locs.len(), 4, "fw2, src0, nat1, vpn1");
+    let cfg = Config::default();
+    assert_eq!(
+        autofocus::aggregate_flows(&locs, &flows, &cfg),
+        aggregate(&rels, &cfg)
+    );
+    // A relation naming no location of the table is skipped and counted.
+    flows[0].victim_location = locs.len() as u32;
+    let r = autofocus::aggregate_flows(&locs, &flows, &cfg);
+    assert_eq!((r.relations, r.ignored), (99, 1));
+    assert_eq!(r.total_score, 99.0);
+}

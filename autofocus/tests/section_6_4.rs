@@ -103,3 +103,37 @@ fn bug_flows_only_appear_aggregated_at_default_threshold() {
     assert!(held >= 0.8 * bug_total, "{held} of {bug_total}");
     assert!(report.patterns.len() <= 100);
 }
+
+/// The simulator's shape (`tests/sec64_cli.rs` at the root): each bug flow is
+/// significant on its own in one dimension (4.4 % of the score at a 1 %
+/// threshold, so every bug port is a one-dimensional HHH), but spread over
+/// many victims. The port block joining the nine ports is kept in the
+/// restricted hierarchy, so the bug's multi-dimensional patterns name
+/// `2000-2015 → 6000-6015` instead of generalizing the culprit ports to
+/// `1024-65535`, which would also cover background flows.
+#[test]
+fn individually_significant_bug_ports_still_aggregate_in_patterns() {
+    let rels = relations(&Shape {
+        relations: 20_000,
+        bug_share: 0.40,
+        ..Shape::default()
+    });
+    let report = aggregate(&rels, &Config::default());
+    println!("{}", report.render_table(100));
+    let bug: Vec<&Pattern> = report
+        .patterns
+        .iter()
+        .filter(|p| is_bug_culprit(p))
+        .collect();
+    assert!(bug.iter().any(|p| names_bug_aggregate(p)));
+    assert!(
+        names_bug_aggregate(&report.patterns[0]),
+        "{}",
+        report.patterns[0]
+    );
+    for p in &bug {
+        let c = &p.culprit;
+        let single = c.sport.lo == c.sport.hi && c.dport.lo == c.dport.hi;
+        assert!(names_bug_aggregate(p) || single, "{p}");
+    }
+}

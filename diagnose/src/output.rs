@@ -220,34 +220,63 @@ pub fn read_bin<R: Read>(mut input: R, name: &str) -> Result<Vec<CausalRelation>
 /// Gap percentiles belong to the causal relations themselves: see
 /// [`gap_summary`].
 pub fn to_autofocus(rels: &[CausalRelation]) -> Vec<autofocus::Relation> {
+    let (locations, flows) = to_flow_relations(rels);
+    flows
+        .into_iter()
+        .map(|f| autofocus::Relation {
+            culprit: autofocus::Side {
+                flow: f.culprit,
+                location: locations[f.culprit_location as usize].clone(),
+            },
+            victim: autofocus::Side {
+                flow: f.victim,
+                location: locations[f.victim_location as usize].clone(),
+            },
+            score: f.score,
+            gap_ns: f.gap_ns,
+        })
+        .collect()
+}
+
+/// [`to_autofocus`] in the compact form [`autofocus::aggregate_flows`]
+/// takes: the location table and the merged relations with locations as
+/// table indices — the same relations, in the same order, with the same
+/// scores and gaps, without cloning two location strings per relation
+/// (paper-moderate 5 s: 3.1 M merged relations).
+pub fn to_flow_relations(
+    rels: &[CausalRelation],
+) -> (Vec<autofocus::Location>, Vec<autofocus::FlowRelation>) {
     use std::collections::HashMap;
     type Key = (FiveTuple, u32, FiveTuple, u32);
     // A handful of locations: intern them so merging hashes small keys.
-    let mut locs: HashMap<(bool, String), u32> = HashMap::new();
+    let mut locs: HashMap<(bool, &str), u32> = HashMap::new();
     let mut loc_values: Vec<autofocus::Location> = Vec::new();
-    let mut intern = |is_source: bool, name: &str, ty: &str| -> u32 {
-        if let Some(&i) = locs.get(&(is_source, name.to_string())) {
-            return i;
-        }
-        let i = loc_values.len() as u32;
-        loc_values.push(if is_source {
-            autofocus::Location::source(name.to_string())
-        } else {
-            autofocus::Location::nf(name.to_string(), ty.to_string())
-        });
-        locs.insert((is_source, name.to_string()), i);
-        i
-    };
+    fn intern<'a>(
+        locs: &mut HashMap<(bool, &'a str), u32>,
+        values: &mut Vec<autofocus::Location>,
+        is_source: bool,
+        name: &'a str,
+        ty: &str,
+    ) -> u32 {
+        *locs.entry((is_source, name)).or_insert_with(|| {
+            values.push(if is_source {
+                autofocus::Location::source(name.to_string())
+            } else {
+                autofocus::Location::nf(name.to_string(), ty.to_string())
+            });
+            values.len() as u32 - 1
+        })
+    }
     // (score sum, score-weighted gap sum, gap weight) per key, in first-seen
     // order so the output is deterministic.
-    let mut index: HashMap<Key, usize> = HashMap::new();
+    let mut index: HashMap<Key, u32> = HashMap::new();
     let mut merged: Vec<(Key, f64, f64, f64)> = Vec::new();
     let mut add = |k: Key, score: f64, gap: f64| {
         let at = *index.entry(k).or_insert_with(|| {
             merged.push((k, 0.0, 0.0, 0.0));
-            merged.len() - 1
+            merged.len() as u32 - 1
         });
-        let m = &mut merged[at];
+        let m = &mut merged[at as usize];
         m.1 += score;
         if gap.is_finite() {
             m.2 += score * gap;
@@ -256,10 +285,16 @@ pub fn to_autofocus(rels: &[CausalRelation]) -> Vec<autofocus::Relation> {
     };
     for r in rels {
         let culprit = match &r.culprit {
-            Location::Nf(n) => intern(false, n, &r.culprit_nf_type),
-            Location::Source(n) => intern(true, n, "source"),
+            Location::Nf(n) => intern(&mut locs, &mut loc_values, false, n, &r.culprit_nf_type),
+            Location::Source(n) => intern(&mut locs, &mut loc_values, true, n, "source"),
         };
-        let victim = intern(false, &r.victim_nf, &r.victim_nf_type);
+        let victim = intern(
+            &mut locs,
+            &mut loc_values,
+            false,
+            &r.victim_nf,
+            &r.victim_nf_type,
+        );
         let victim_flow = r.victim_flow.unwrap_or_default();
         let mut any = false;
         for &(flow, s) in &r.culprit_flows {
@@ -276,18 +311,15 @@ pub fn to_autofocus(rels: &[CausalRelation]) -> Vec<autofocus::Relation> {
             );
         }
     }
-    merged
+    drop(index);
+    let flows = merged
         .into_iter()
         .map(
-            |((cf, cl, vf, vl), score, gap_sum, gap_w)| autofocus::Relation {
-                culprit: autofocus::Side {
-                    flow: cf,
-                    location: loc_values[cl as usize].clone(),
-                },
-                victim: autofocus::Side {
-                    flow: vf,
-                    location: loc_values[vl as usize].clone(),
-                },
+            |((cf, cl, vf, vl), score, gap_sum, gap_w)| autofocus::FlowRelation {
+                culprit: cf,
+                culprit_location: cl,
+                victim: vf,
+                victim_location: vl,
                 score,
                 gap_ns: if gap_w > 0.0 {
                     gap_sum / gap_w
@@ -296,7 +328,8 @@ pub fn to_autofocus(rels: &[CausalRelation]) -> Vec<autofocus::Relation> {
                 },
             },
         )
-        .collect()
+        .collect();
+    (loc_values, flows)
 }
 
 /// Culprit→victim time-gap percentiles over the causal relations (paper
@@ -374,5 +407,41 @@ mod tests {
         // Total score is conserved.
         let total: f64 = out.iter().map(|r| r.score).sum();
         assert_eq!(total, rels.iter().map(|r| r.score).sum::<f64>());
+    }
+
+    #[test]
+    fn flow_relations_aggregate_like_the_expanded_relations() {
+        let rels = vec![
+            rel(
+                Location::Nf("nat1".into()),
+                vec![(flow(1), 3.0), (flow(2), 1.0)],
+                9,
+                100.0,
+            ),
+            rel(Location::Nf("nat1".into()), vec![(flow(1), 1.0)], 8, 500.0),
+            rel(
+                Location::Source("src".into()),
+                vec![(flow(3), 2.0)],
+                9,
+                50.0,
+            ),
+        ];
+        let (locs, flows) = to_flow_relations(&rels);
+        let expanded = to_autofocus(&rels);
+        assert_eq!(flows.len(), expanded.len());
+        for (f, e) in flows.iter().zip(&expanded) {
+            assert_eq!(f.culprit, e.culprit.flow);
+            assert_eq!(locs[f.culprit_location as usize], e.culprit.location);
+            assert_eq!(f.victim, e.victim.flow);
+            assert_eq!(locs[f.victim_location as usize], e.victim.location);
+            assert_eq!((f.score, f.gap_ns), (e.score, e.gap_ns));
+        }
+        let cfg = autofocus::Config {
+            threshold: 0.2,
+            ..autofocus::Config::default()
+        };
+        let a = autofocus::aggregate_flows(&locs, &flows, &cfg);
+        assert_eq!(a, autofocus::aggregate(&expanded, &cfg));
+        assert!(!a.patterns.is_empty());
     }
 }

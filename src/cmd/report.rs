@@ -39,6 +39,6 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         diagnose::read_jsonl(std::io::BufReader::new(file), &name)?
     };
     eprintln!("{name}: {} causal relations", rels.len());
-    emit_report(&rels, &args.threshold, args.format, args.out.as_ref())?;
+    emit_report(rels, &args.threshold, args.format, args.out.as_ref())?;
     Ok(ExitCode::SUCCESS)
 }

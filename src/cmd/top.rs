@@ -9,7 +9,6 @@
 
 use anyhow::{bail, Context};
 use collector::ring::{Observer, RingCounters, TrustPolicy, RING_SUFFIX};
-use collector::Direction;
 use nfmon::model::{ModelFile, Output};
 use nfmon::sampler::{Sampler, SamplerConfig};
 use nfmon::schema::Row;
@@ -110,26 +109,14 @@ fn ring_metrics(nf: &mut Nf, row: &mut Row) {
     };
     if let Some((t0, prev)) = &nf.last {
         let dt = now.duration_since(*t0).as_secs_f64().max(1e-9);
-        let (mut rx_b, mut tx_b, mut polls, mut empty, mut lost) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for ((_, c), (a, b)) in nf.rings.iter().zip(prev.iter().zip(&cur)) {
-            let d = |x: u64, y: u64| y.saturating_sub(x) as f64;
-            match c.identity().direction {
-                Direction::Rx => rx_b += d(a.next_seq, b.next_seq),
-                Direction::Tx => tx_b += d(a.next_seq, b.next_seq),
-            }
-            polls += d(a.polls, b.polls);
-            empty += d(a.empty_polls, b.empty_polls);
-            lost += d(a.lost_full, b.lost_full) + d(a.lost_too_big, b.lost_too_big);
-        }
-        row.set("shim.rx_batches", Some(rx_b / dt));
-        row.set("shim.tx_batches", Some(tx_b / dt));
-        row.set("shim.polls", Some(polls / dt));
-        row.set("shim.empty_polls", Some(empty / dt));
-        row.set("shim.records_lost", Some(lost / dt));
-        row.set(
-            "shim.busy_share",
-            (polls > 0.0).then(|| 1.0 - empty / polls),
-        );
+        let pairs: Vec<_> = nf
+            .rings
+            .iter()
+            .zip(prev.iter().zip(&cur))
+            .map(|((_, c), (a, b))| (c.identity().direction, *a, *b))
+            .collect();
+        // The same definitions as `nf sample` (models use them as inputs).
+        nfmon::sampler::ring_metrics(&pairs, dt, row);
     }
     nf.last = Some((now, cur));
 }
@@ -188,11 +175,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         let mut scratch = Row::new(&nf.name, 0.0, None);
         ring_metrics(nf, &mut scratch); // prime the ring counters
     }
-    // Models trained with rolling-baseline deviations need each NF's history.
-    let window = [&util, &onoff, &anomaly]
+    // Models with derived inputs (rolling-baseline deviations, smoothing)
+    // need each NF's recent history.
+    let keep = [&util, &onoff, &anomaly]
         .iter()
-        .filter_map(|m| m.as_ref().and_then(|m| m.baseline_window))
-        .max();
+        .filter_map(|m| m.as_ref().map(|m| m.history_rows()))
+        .max()
+        .unwrap_or(1);
     let interval = Duration::from_millis(args.interval_ms.max(100));
     let refreshes = if args.once {
         1
@@ -218,17 +207,15 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 None => Row::new(&nf.name, start.elapsed().as_secs_f64(), None),
             };
             ring_metrics(nf, &mut row);
-            if let Some(w) = window {
-                nf.history.push(row.clone());
-                if nf.history.len() > w + 1 {
-                    nf.history.remove(0);
-                }
-                let dev = nfmon::train::add_deviation_features(&nf.history, w);
-                row = dev[dev.len() - 1].clone();
+            nf.history.push(row.clone());
+            if nf.history.len() > keep {
+                nf.history.remove(0);
             }
-            let u = util.as_ref().and_then(|m| m.apply(&row));
-            let o = onoff.as_ref().and_then(|m| m.apply(&row));
-            let a = anomaly.as_ref().and_then(|m| m.apply(&row));
+            let history = &nf.history;
+            let score = |m: &ModelFile| m.prepare(history).last().and_then(|r| m.apply(r));
+            let u = util.as_ref().and_then(score);
+            let o = onoff.as_ref().and_then(score);
+            let a = anomaly.as_ref().and_then(score);
             lines.push((
                 nf.name.clone(),
                 nf.pid,

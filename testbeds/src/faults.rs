@@ -55,6 +55,9 @@ pub struct Plan {
     /// (instance, start, end) of injected interrupts.
     pub stalls: Vec<(usize, u64, u64)>,
     pub bugs: Vec<Bug>,
+    /// Steered flows (`faults.bug.steer`): source tuple → instance, to
+    /// apply with [`Graph::pin`] before simulating.
+    pub pins: Vec<(FiveTuple, usize)>,
 }
 
 /// Plans the scenario's injections (empty when `faults.enabled` is false).
@@ -165,7 +168,18 @@ pub fn plan(sc: &Scenario, g: &Graph, src: &Source) -> Result<Plan, String> {
                         b.nf_type
                     ));
                 }
-                let inst = rng.gen_range(range);
+                let inst = match &b.instance {
+                    Some(name) => range
+                        .clone()
+                        .find(|&i| g.instances[i].name == *name)
+                        .ok_or_else(|| {
+                            format!(
+                                "faults.bug.instance `{name}` is not an instance of `{}`",
+                                b.nf_type
+                            )
+                        })?,
+                    None => rng.gen_range(range),
+                };
                 let src_ip = parse_ipv4(&b.src).map_err(|e| format!("faults.bug.src: {e}"))?;
                 let dst_ip = parse_ipv4(&b.dst).map_err(|e| format!("faults.bug.dst: {e}"))?;
                 let mut flows = Vec::new();
@@ -180,15 +194,42 @@ pub fn plan(sc: &Scenario, g: &Graph, src: &Source) -> Result<Plan, String> {
                             b.src, b.dst, g.instances[inst].name
                         ));
                     }
-                    let tuple = FiveTuple {
-                        src_ip,
-                        dst_ip,
-                        src_port: b.src_port_base.wrapping_add((tries % 100) as u16),
-                        dst_port: b.dst_port_base.wrapping_add((tries / 100) as u16),
-                        proto: 6,
+                    let tuple = if b.steer {
+                        // Flow j: base + j → base + j, steered to `inst`.
+                        let j = flows.len() as u16;
+                        let t = FiveTuple {
+                            src_ip,
+                            dst_ip,
+                            src_port: b.src_port_base.wrapping_add(j),
+                            dst_port: b.dst_port_base.wrapping_add(j),
+                            proto: 6,
+                        };
+                        match p.pins.iter().find(|x| x.0 == t) {
+                            None => p.pins.push((t, inst)),
+                            Some(&(_, other)) if other != inst => {
+                                return Err(format!(
+                                    "faults.bug.steer: flow {}:{} is steered to {} and {}; \
+                                     set faults.bug.instance",
+                                    t.src_port,
+                                    t.dst_port,
+                                    g.instances[other].name,
+                                    g.instances[inst].name
+                                ));
+                            }
+                            Some(_) => {}
+                        }
+                        t
+                    } else {
+                        FiveTuple {
+                            src_ip,
+                            dst_ip,
+                            src_port: b.src_port_base.wrapping_add((tries % 100) as u16),
+                            dst_port: b.dst_port_base.wrapping_add((tries / 100) as u16),
+                            proto: 6,
+                        }
                     };
                     tries += 1;
-                    if !g.path(&tuple).0.contains(&inst) {
+                    if !b.steer && !g.path(&tuple).0.contains(&inst) {
                         continue;
                     }
                     let j = flows.len();
@@ -314,6 +355,36 @@ mod tests {
         let again = plan(&sc, &g, &Source::new(&sc).unwrap()).unwrap();
         assert_eq!(again.packets.len(), p.packets.len());
         assert_eq!(again.stalls, p.stalls);
+    }
+
+    #[test]
+    fn steered_bug_flows_are_paired_ports_and_reach_the_named_instance() {
+        let mut sc = Scenario::paper_moderate();
+        sc.faults.kinds = vec![FaultKind::Bug];
+        sc.faults.bug.flows = 9;
+        sc.faults.bug.instance = Some("fw2".into());
+        sc.faults.bug.steer = true;
+        sc.validate().unwrap();
+        let mut g = Graph::new(&sc);
+        let p = plan(&sc, &g, &Source::new(&sc).unwrap()).unwrap();
+        let fw2 = g.instances.iter().position(|i| i.name == "fw2").unwrap();
+        assert_eq!(p.pins.len(), 9, "the same nine flows every injection");
+        // The hash alone spreads them over the five firewalls.
+        let hashed = p.pins.iter().filter(|(t, _)| g.path(t).0.contains(&fw2));
+        assert!(hashed.count() < 9);
+        for (t, i) in &p.pins {
+            g.pin(t, *i).unwrap();
+        }
+        for f in &p.faults {
+            assert_eq!(f.inst, Some(fw2));
+            for (j, fl) in f.flows.iter().enumerate() {
+                let t = p.flows[(fl & !INJECTED_FLOW) as usize];
+                assert_eq!((t.src_port, t.dst_port), (2000 + j as u16, 6000 + j as u16));
+                assert!(g.path(&t).0.contains(&fw2), "steered to fw2");
+            }
+        }
+        sc.faults.bug.instance = Some("vpn1".into());
+        assert!(sc.validate().is_err(), "not a firewall");
     }
 
     #[test]

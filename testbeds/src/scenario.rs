@@ -519,6 +519,15 @@ pub struct BugConfig {
     pub dst: String,
     pub src_port_base: u16,
     pub dst_port_base: u16,
+    /// The buggy instance (e.g. `fw2`); default: a random instance of
+    /// `nf_type` per injection.
+    pub instance: Option<String>,
+    /// Steer the triggering flows instead of searching for ports: flow `j`
+    /// of an injection is `src_port_base + j → dst_port_base + j`, and the
+    /// load balancer in front of `nf_type` sends it to the buggy instance
+    /// (an operator's steering rule for those 5-tuples, as in the paper's
+    /// §6.4 set-up where all nine flows reach Firewall 2).
+    pub steer: bool,
 }
 
 impl Default for BugConfig {
@@ -534,6 +543,8 @@ impl Default for BugConfig {
             dst: "32.0.0.1".into(),
             src_port_base: 2000,
             dst_port_base: 6000,
+            instance: None,
+            steer: false,
         }
     }
 }
@@ -835,6 +846,21 @@ impl Scenario {
                 "faults.bug.nf_type `{}` is not an NF type",
                 f.bug.nf_type
             )));
+        }
+        if let Some(inst) = &f.bug.instance {
+            let of_type = self.nf.iter().any(|n| {
+                n.name == f.bug.nf_type
+                    && inst
+                        .strip_prefix(Self::prefix_of(n))
+                        .and_then(|i| i.parse::<u32>().ok())
+                        .is_some_and(|i| (1..=n.instances).contains(&i))
+            });
+            if !of_type {
+                return Err(bad(format!(
+                    "faults.bug.instance `{inst}` is not an instance of type `{}`",
+                    f.bug.nf_type
+                )));
+            }
         }
         for ty in &f.interrupt.nf_types {
             if !names.contains(&ty.as_str()) {

@@ -833,11 +833,15 @@ struct Executed {
 
 fn execute(sc: &Scenario) -> Result<Executed, SimError> {
     sc.validate()?;
-    let g = Graph::new(sc);
+    let mut g = Graph::new(sc);
     let plan = {
         let src = Source::new(sc)?;
         faults::plan(sc, &g, &src).map_err(SimError::Plan)?
     };
+    for (t, inst) in &plan.pins {
+        g.pin(t, *inst)
+            .map_err(|e| SimError::Plan(format!("faults.bug.steer: {e}")))?;
+    }
     let stalls = faults::background_stalls(sc, g.instances.len());
     let with_faults = !plan.faults.is_empty();
     let base_sc = sc.without_faults();

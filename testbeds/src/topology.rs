@@ -5,6 +5,7 @@
 use crate::rng::{mix, purpose, splitmix64};
 use crate::scenario::{parse_prefix, Behavior, Scenario};
 use collector::{Edge, FiveTuple, NfSpec, Role, Topology};
+use std::collections::HashMap;
 
 /// Where a packet goes after an NF type.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -66,6 +67,9 @@ pub struct Graph {
     pub instances: Vec<Instance>,
     pub entry: usize,
     seed: u64,
+    /// Steering overrides: (type, tuple as it arrives at that type) →
+    /// instance; see [`Graph::pin`]. Empty unless a scenario steers flows.
+    pins: HashMap<(usize, FiveTuple), usize>,
 }
 
 impl Graph {
@@ -132,6 +136,35 @@ impl Graph {
             instances,
             entry,
             seed: sc.seed,
+            pins: HashMap::new(),
+        }
+    }
+
+    /// Steers the flow sent by the source as `t` to instance `inst` when it
+    /// reaches `inst`'s type (an operator's steering rule for that 5-tuple),
+    /// instead of the hash. Instances of earlier types are unchanged.
+    ///
+    /// Errors: the flow's path never reaches `inst`'s type.
+    pub fn pin(&mut self, t: &FiveTuple, inst: usize) -> Result<(), String> {
+        let target = self.instances[inst].ty;
+        let mut cur = *t;
+        let mut ty = self.entry;
+        loop {
+            if ty == target {
+                self.pins.insert((ty, cur), inst);
+                return Ok(());
+            }
+            let i = self.pick(ty, &cur);
+            cur = self.rewrite(i, &cur);
+            match self.route(ty, &cur) {
+                Next::Sink => {
+                    return Err(format!(
+                        "flow {t:?} never reaches type `{}` of {}",
+                        self.types[target].name, self.instances[inst].name
+                    ))
+                }
+                Next::Type(n) => ty = n,
+            }
         }
     }
 
@@ -149,6 +182,11 @@ impl Graph {
     /// seed-independent hash, like an RSS key, salted per type).
     #[inline]
     pub fn pick(&self, ty: usize, t: &FiveTuple) -> usize {
+        if !self.pins.is_empty() {
+            if let Some(&i) = self.pins.get(&(ty, *t)) {
+                return i;
+            }
+        }
         let nt = &self.types[ty];
         let h = splitmix64(
             splitmix64(((t.src_ip as u64) << 32) | t.dst_ip as u64)
