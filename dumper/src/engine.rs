@@ -49,6 +49,10 @@ pub struct Config {
     pub faults: Option<FaultPlan>,
     /// Show a live progress line on stderr when it is a terminal.
     pub progress: bool,
+    /// The NF graph (with peak rates when known) written into the trace's
+    /// metadata when the trace is created (see [`crate::read_topology`]); a
+    /// continued trace keeps the metadata it has.
+    pub topology: Option<collector::Topology>,
 }
 
 impl Config {
@@ -67,6 +71,7 @@ impl Config {
             trust: TrustPolicy::current_user(),
             faults: None,
             progress: false,
+            topology: None,
         }
     }
 }
@@ -91,6 +96,8 @@ pub enum DumpError {
     },
     #[error("a dumper worker thread panicked")]
     WorkerPanicked,
+    #[error("topology file {path}: {reason}")]
+    Topology { path: PathBuf, reason: String },
 }
 
 /// What one stream got this session.
@@ -447,7 +454,7 @@ fn tsc_hint(dir: &Path, trust: &TrustPolicy) -> Option<f64> {
 pub fn run(cfg: &Config, stop: Arc<AtomicBool>) -> Result<DumpSummary, DumpError> {
     let meta = TraceMeta {
         producer: format!("microscope-dumper {}", env!("CARGO_PKG_VERSION")),
-        topology: None,
+        topology: cfg.topology.clone(),
         tsc_hz_hint: None,
     };
     std::fs::read_dir(&cfg.rings_dir).map_err(|source| DumpError::RingsDir {

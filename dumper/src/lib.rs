@@ -62,6 +62,58 @@ pub fn install_signal_handlers(stop: &Arc<AtomicBool>) -> std::io::Result<()> {
     Ok(())
 }
 
+/// Reads a topology file: the collector's [`collector::Topology`] as JSON
+/// (`{"nfs": [{"name", "nf_type", "role", "peak_rate_pps"}], "edges":
+/// [{"from", "to"}]}`, what `microscope testbed dpdk` writes as
+/// `topology.json`), for [`Config::topology`]. Checked: NF names are unique,
+/// every edge joins two declared NFs, peak rates are positive and finite.
+///
+/// Errors: [`DumpError::Topology`] naming the file and, for malformed JSON,
+/// the line and column of the problem; [`DumpError::Config`] when it cannot
+/// be read.
+pub fn read_topology(path: &std::path::Path) -> Result<collector::Topology, DumpError> {
+    let bad = |reason: String| DumpError::Topology {
+        path: path.to_path_buf(),
+        reason,
+    };
+    let text = std::fs::read(path).map_err(|e| DumpError::Config {
+        path: path.to_path_buf(),
+        reason: format!("cannot read the topology file: {e}"),
+    })?;
+    let t: collector::Topology = serde_json::from_slice(&text).map_err(|e| {
+        bad(format!(
+            "line {}, column {}: {e} (expected the collector's Topology as JSON)",
+            e.line(),
+            e.column()
+        ))
+    })?;
+    let mut seen = std::collections::HashSet::new();
+    for (i, nf) in t.nfs.iter().enumerate() {
+        if !seen.insert(nf.name.as_str()) {
+            return Err(bad(format!(
+                "nfs[{i}]: NF name \"{}\" appears twice",
+                nf.name
+            )));
+        }
+        if let Some(r) = nf.peak_rate_pps {
+            if !(r.is_finite() && r > 0.0) {
+                return Err(bad(format!(
+                    "nfs[{i}] ({}): peak_rate_pps must be a positive number, got {r}",
+                    nf.name
+                )));
+            }
+        }
+    }
+    for (i, e) in t.edges.iter().enumerate() {
+        for end in [&e.from, &e.to] {
+            if !seen.contains(end.as_str()) {
+                return Err(bad(format!("edges[{i}]: no NF named \"{end}\" in nfs")));
+            }
+        }
+    }
+    Ok(t)
+}
+
 /// Parses a duration like `200ms`, `1.5s`, `2m`, `500us` or a plain number
 /// of seconds.
 pub fn parse_duration(s: &str) -> Result<std::time::Duration, String> {

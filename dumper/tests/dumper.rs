@@ -356,3 +356,68 @@ fn loss_after_the_last_record_reaches_the_file() {
     assert_stream(s, &written);
     assert_eq!(s.loss.lost_too_big, 1, "{:?}", s.loss);
 }
+
+#[test]
+fn a_topology_file_ends_up_in_the_trace_metadata() {
+    let rings = tempfile::tempdir().unwrap();
+    let outdir = tempfile::tempdir().unwrap();
+    let out = outdir.path().join("t.bin");
+    let topo = collector::Topology {
+        nfs: vec![
+            collector::NfSpec {
+                name: "gen".into(),
+                nf_type: "gen".into(),
+                role: collector::Role::Source,
+                peak_rate_pps: None,
+            },
+            collector::NfSpec {
+                name: "a".into(),
+                nf_type: "nat".into(),
+                role: collector::Role::Nf,
+                peak_rate_pps: Some(1.5e6),
+            },
+        ],
+        edges: vec![collector::Edge {
+            from: "gen".into(),
+            to: "a".into(),
+        }],
+    };
+    let tfile = outdir.path().join("topology.json");
+    std::fs::write(&tfile, serde_json::to_vec_pretty(&topo).unwrap()).unwrap();
+    let mut cfg = fast(rings.path(), &out);
+    cfg.topology = Some(dumper::read_topology(&tfile).unwrap());
+    let mut a = create(rings.path(), "a", 0, 1 << 16);
+    let w = produce(&mut a, 0, 100);
+    let (stop, h) = start(cfg);
+    wait_committed(&a);
+    stop.store(true, Ordering::Release);
+    assert!(h.join().unwrap().unwrap().clean());
+    let t = read_trace(&out, ReadMode::Strict).unwrap();
+    assert_eq!(t.meta.topology.as_ref(), Some(&topo));
+    assert_stream(&t.streams[0], &w);
+
+    // Bad files are refused with the file and the place named.
+    let bad = outdir.path().join("bad.json");
+    std::fs::write(&bad, b"{\"nfs\": [\n  {\"name\": 3}]}").unwrap();
+    let e = dumper::read_topology(&bad).unwrap_err().to_string();
+    assert!(e.contains("bad.json") && e.contains("line 2"), "{e}");
+    let mut dangling = topo.clone();
+    dangling.edges[0].to = "nope".into();
+    std::fs::write(&bad, serde_json::to_vec(&dangling).unwrap()).unwrap();
+    let e = dumper::read_topology(&bad).unwrap_err().to_string();
+    assert!(e.contains("edges[0]") && e.contains("nope"), "{e}");
+    let mut twice = topo.clone();
+    twice.nfs[1].name = "gen".into();
+    std::fs::write(&bad, serde_json::to_vec(&twice).unwrap()).unwrap();
+    assert!(dumper::read_topology(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("twice"));
+    let mut zero = topo;
+    zero.nfs[1].peak_rate_pps = Some(0.0);
+    std::fs::write(&bad, serde_json::to_vec(&zero).unwrap()).unwrap();
+    assert!(dumper::read_topology(&bad)
+        .unwrap_err()
+        .to_string()
+        .contains("peak_rate_pps"));
+}

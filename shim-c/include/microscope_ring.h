@@ -458,12 +458,26 @@ static inline int ms_ring_has_room(uint64_t head, uint64_t tail, uint64_t need, 
  * MS_RING_LOST_FULL (not enough free space); the drop is counted and the
  * sequence number consumed. Must be followed by ms_ring_commit() before the
  * next reserve when it returns non-NULL. */
+static inline uint8_t *ms_ring_reserve_quiet(struct ms_ring *r, uint64_t len, uint64_t *seq,
+                                             int *cause);
 static inline uint8_t *ms_ring_reserve(struct ms_ring *r, uint64_t len, uint64_t *seq, int *cause)
+{
+    uint8_t *p = ms_ring_reserve_quiet(r, len, seq, cause);
+    if (!p)
+        ms_ring_drop(r, *cause);
+    return p;
+}
+
+/* ms_ring_reserve without counting a failure: returns NULL with *cause set
+ * and nothing changed, for a caller that decides afterwards whether the
+ * record existed at all (then it calls ms_ring_drop(r, *cause) itself). */
+static inline uint8_t *ms_ring_reserve_quiet(struct ms_ring *r, uint64_t len, uint64_t *seq,
+                                             int *cause)
 {
     uint64_t pos, contig, pad = 0;
     if (len > r->max_record_size || (len & 7u) || len < sizeof(struct ms_rec_hdr)) {
         *seq = r->next_seq;
-        *cause = ms_ring_drop(r, MS_RING_LOST_TOO_BIG);
+        *cause = MS_RING_LOST_TOO_BIG;
         return NULL;
     }
     pos = r->head & r->mask;
@@ -475,7 +489,7 @@ static inline uint8_t *ms_ring_reserve(struct ms_ring *r, uint64_t len, uint64_t
         r->tail_cache = atomic_load_explicit(&r->hdr->tail, memory_order_acquire);
         if (!ms_ring_has_room(r->head, r->tail_cache, pad + len, r->data_size)) {
             *seq = r->next_seq;
-            *cause = ms_ring_drop(r, MS_RING_LOST_FULL);
+            *cause = MS_RING_LOST_FULL;
             return NULL;
         }
     }
@@ -504,14 +518,35 @@ static inline void ms_ring_commit(struct ms_ring *r)
     atomic_store_explicit(&r->hdr->head, r->head, memory_order_release);
 }
 
+/* Abandons the record reserved last, before its commit: its sequence number
+ * is given back, so no gap appears. A PAD record written before it (at the
+ * end of the data area) stays and is published with the next commit. */
+static inline void ms_ring_cancel(struct ms_ring *r)
+{
+    r->next_seq--;
+    r->pending_len = 0;
+}
+
 /* Reserves a batch record of `count` packets with `flags` (MS_BATCH_F_*) and
  * fills its fixed part; the caller fills s->ipids (and s->non_ipv4 bits,
  * s->tuples when flagged) and then calls ms_ring_commit(). Alignment padding
  * and the bitmap are pre-zeroed.
  * Returns MS_RING_OK, MS_RING_LOST_FULL or MS_RING_LOST_TOO_BIG (dropped and
  * counted; nothing to commit). */
+static inline int ms_ring_reserve_batch_ex(struct ms_ring *r, uint64_t tsc, uint16_t requested,
+                                           uint16_t count, uint32_t flags,
+                                           struct ms_batch_slots *s, int count_drop);
 static inline int ms_ring_reserve_batch(struct ms_ring *r, uint64_t tsc, uint16_t requested,
                                         uint16_t count, uint32_t flags, struct ms_batch_slots *s)
+{
+    return ms_ring_reserve_batch_ex(r, tsc, requested, count, flags, s, 1);
+}
+
+/* ms_ring_reserve_batch; with count_drop 0 a failure is not counted (see
+ * ms_ring_reserve_quiet). */
+static inline int ms_ring_reserve_batch_ex(struct ms_ring *r, uint64_t tsc, uint16_t requested,
+                                           uint16_t count, uint32_t flags,
+                                           struct ms_batch_slots *s, int count_drop)
 {
     uint64_t len, seq, off;
     uint8_t *p;
@@ -523,7 +558,7 @@ static inline int ms_ring_reserve_batch(struct ms_ring *r, uint64_t tsc, uint16_
     s->tuples = NULL;
     flags &= MS_BATCH_F_ALL;
     len = ms_batch_len(count, flags);
-    p = ms_ring_reserve(r, len, &seq, &cause);
+    p = count_drop ? ms_ring_reserve(r, len, &seq, &cause) : ms_ring_reserve_quiet(r, len, &seq, &cause);
     if (!p)
         return cause;
     b.h.len = (uint32_t)len;
@@ -555,6 +590,51 @@ static inline int ms_ring_reserve_batch(struct ms_ring *r, uint64_t tsc, uint16_
         memset(p + off + tl, 0, ms_align8(tl) - tl);
     }
     return MS_RING_OK;
+}
+
+/* Shrinks the batch record reserved last (by ms_ring_reserve_batch with
+ * `count` packets and `flags`), before its commit, to its first `keep`
+ * packets (0 < keep <= count) and to `new_flags` (a subset of `flags`: a
+ * bitmap with no bit set can be dropped): the bitmap and tuples move down,
+ * padding and bits beyond `keep` are cleared, the record's length, flags and
+ * count are updated. *s points into the shrunk record afterwards. */
+static inline void ms_ring_shrink_batch(struct ms_ring *r, struct ms_batch_slots *s,
+                                        uint16_t count, uint16_t keep, uint32_t flags,
+                                        uint32_t new_flags)
+{
+    uint8_t *rec = (uint8_t *)s->ipids - sizeof(struct ms_batch_rec);
+    uint8_t *q = (uint8_t *)s->ipids;
+    struct ms_batch_rec b;
+    flags &= MS_BATCH_F_ALL;
+    new_flags &= flags;
+    if (keep > count)
+        keep = count;
+    if (keep == count && new_flags == flags)
+        return;
+    memset(q + (uint64_t)keep * 2u, 0, ms_align8((uint64_t)keep * 2u) - (uint64_t)keep * 2u);
+    q += ms_align8((uint64_t)keep * 2u);
+    if (new_flags & MS_BATCH_F_NON_IPV4) {
+        uint64_t words = ((uint64_t)keep + 63u) / 64u;
+        memmove(q, s->non_ipv4, words * 8u);
+        s->non_ipv4 = (uint64_t *)(void *)q;
+        if (keep % 64u)
+            s->non_ipv4[words - 1] &= (UINT64_C(1) << (keep % 64u)) - 1u;
+        q += words * 8u;
+    } else {
+        s->non_ipv4 = NULL;
+    }
+    if (new_flags & MS_BATCH_F_TUPLES) {
+        uint64_t tl = (uint64_t)keep * MS_TUPLE_LEN;
+        memmove(q, s->tuples, tl);
+        s->tuples = q;
+        memset(q + tl, 0, ms_align8(tl) - tl);
+    }
+    memcpy(&b, rec, sizeof(b));
+    b.h.len = (uint32_t)ms_batch_len(keep, new_flags);
+    b.h.flags = (uint16_t)new_flags;
+    b.count = keep;
+    memcpy(rec, &b, sizeof(b));
+    r->pending_len = b.h.len;
 }
 
 /* Copies one batch into the ring: `ipids` (count entries), optional

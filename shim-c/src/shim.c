@@ -381,37 +381,79 @@ int ms_parse_packet(const uint8_t *d, uint32_t len, uint16_t *ipid, uint8_t *tup
  * otherwise pay one full cache miss per packet, serialized. */
 #define MS_PREFETCH 8u
 
-static inline void ms_prefetch_first(struct rte_mbuf **pkts, uint16_t n)
-{
-    uint16_t i;
-    for (i = 0; i < n && i < MS_PREFETCH; i++)
-        rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
-}
 
-static inline void ms_prefetch_ahead(struct rte_mbuf **pkts, uint16_t i, uint16_t n)
-{
-    if (i + MS_PREFETCH < n)
-        rte_prefetch0(rte_pktmbuf_mtod(pkts[i + MS_PREFETCH], void *));
-}
 
-/* Fills a reserved batch record from mbufs. */
-static inline void ms_fill(struct ms_batch_slots *sl, struct rte_mbuf **pkts, uint16_t n)
+/* True for an untagged IPv4 frame without options of at least 34 bytes, the
+ * common case: bytes 12..14 (ethertype 0x0800, version 4, IHL 5) are
+ * checked with one load and one compare against a constant in memory order.
+ * Anything else (VLAN tags, IP options, other ethertypes, short frames) goes
+ * to ms_parse_packet. */
+#define MS_FAST_MASK RTE_BE32(0xffffff00u)
+#define MS_FAST_WANT RTE_BE32(0x08004500u)
+
+/* The slow path for one packet: full parse (VLAN tags, options, tuples);
+ * a non-IPv4 packet is flagged in `non_ipv4`, recorded as 0, and counted
+ * in the return value. */
+static __attribute__((noinline)) unsigned ms_read_slow(const struct rte_mbuf *m, unsigned i,
+                                                       uint16_t *ipids, uint64_t *non_ipv4,
+                                                       uint8_t *tuples)
 {
-    uint16_t i;
-    ms_prefetch_first(pkts, n);
-    for (i = 0; i < n; i++) {
-        const struct rte_mbuf *m = pkts[i];
-        ms_prefetch_ahead(pkts, i, n);
-        uint16_t ipid = 0;
-        uint8_t *t = sl->tuples ? sl->tuples + (size_t)i * MS_TUPLE_LEN : NULL;
-        if (!ms_parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m),
-                             &ipid, t)) {
-            sl->non_ipv4[i >> 6] |= UINT64_C(1) << (i & 63);
-            if (t)
-                memset(t, 0, MS_TUPLE_LEN);
-        }
-        sl->ipids[i] = ipid;
+    uint16_t ipid = 0;
+    uint8_t *t = tuples ? tuples + (size_t)i * MS_TUPLE_LEN : NULL;
+    if (ms_parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &ipid, t)) {
+        ipids[i] = ipid;
+        return 0;
     }
+    if (t)
+        memset(t, 0, MS_TUPLE_LEN);
+    ipids[i] = 0;
+    non_ipv4[i >> 6] |= UINT64_C(1) << (i & 63);
+    return 1;
+}
+
+/* One packet's IPID into ipids[i] on the fast path, else the slow one;
+ * returns 1 for a non-IPv4 packet. */
+static inline __attribute__((always_inline)) unsigned
+ms_read_one(const struct rte_mbuf *m, unsigned i, uint16_t *ipids, uint64_t *non_ipv4)
+{
+    const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
+    uint32_t w;
+    memcpy(&w, d + 12, 4);
+    if (likely((w & MS_FAST_MASK) == MS_FAST_WANT && rte_pktmbuf_data_len(m) >= 34)) {
+        uint16_t id;
+        memcpy(&id, d + 18, 2);
+        ipids[i] = (uint16_t)__builtin_bswap16(id);
+        return 0;
+    }
+    return ms_read_slow(m, i, ipids, non_ipv4, NULL);
+}
+
+/* Reads the IPIDs (and, when `tuples` is non-NULL, the 5-tuples) of n
+ * packets into a batch's slots. With `prefetch`, each packet's first data
+ * line is prefetched MS_PREFETCH packets ahead (rx: the application may not
+ * have touched the data yet; tx needs none, the application or the rx hook
+ * just read it). Returns the number of non-IPv4 packets. */
+static inline __attribute__((always_inline)) uint16_t
+ms_read_packets(struct rte_mbuf **pkts, uint16_t n16, uint16_t *ipids, uint64_t *non_ipv4,
+                uint8_t *tuples, int prefetch)
+{
+    unsigned i = 0, n = n16, bad = 0;
+    if (tuples) {
+        for (i = 0; i < n; i++)
+            bad += ms_read_slow(pkts[i], i, ipids, non_ipv4, tuples);
+        return (uint16_t)bad;
+    }
+    if (prefetch) {
+        for (i = 0; i < n && i < MS_PREFETCH; i++)
+            rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
+        for (i = 0; i + MS_PREFETCH < n; i++) {
+            rte_prefetch0(rte_pktmbuf_mtod(pkts[i + MS_PREFETCH], void *));
+            bad += ms_read_one(pkts[i], i, ipids, non_ipv4);
+        }
+    }
+    for (; i < n; i++)
+        bad += ms_read_one(pkts[i], i, ipids, non_ipv4);
+    return (uint16_t)bad;
 }
 
 /* Counts one recorded batch of `n` packets in the stream's statistics
@@ -428,12 +470,13 @@ static inline void ms_count(struct ms_stream *s, uint16_t n)
 static inline void ms_record_burst(struct ms_stream *s, uint64_t tsc, uint16_t requested,
                                    struct rte_mbuf **pkts, uint16_t nb)
 {
-    struct ms_batch_slots sl = {0};
-    if (ms_ring_reserve_batch(&s->ring, tsc, requested, nb,
-                              MS_BATCH_F_NON_IPV4 | (s->tuples ? MS_BATCH_F_TUPLES : 0u),
-                              &sl) != MS_RING_OK)
+    struct ms_batch_slots sl;
+    uint32_t flags = MS_BATCH_F_NON_IPV4 | (s->tuples ? MS_BATCH_F_TUPLES : 0u);
+    if (ms_ring_reserve_batch(&s->ring, tsc, requested, nb, flags, &sl) != MS_RING_OK)
         return;
-    ms_fill(&sl, pkts, nb);
+    /* The bitmap is dropped from the record when every packet was IPv4. */
+    if (ms_read_packets(pkts, nb, sl.ipids, sl.non_ipv4, sl.tuples, 1) == 0)
+        ms_ring_shrink_batch(&s->ring, &sl, nb, nb, flags, flags & ~MS_BATCH_F_NON_IPV4);
     ms_ring_commit(&s->ring);
     ms_count(s, nb);
 }
@@ -462,30 +505,13 @@ static uint16_t ms_rx_cb(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, 
     return nb;
 }
 
-/* Records one tx burst the driver accepted `sent` packets of, from IPIDs read
- * before the call. */
-static inline void ms_tx_record(struct ms_stream *s, uint64_t tsc, uint16_t offered,
-                                uint16_t sent, const uint16_t *ipids, const uint64_t *non_ipv4,
-                                int any_non_ipv4, const uint8_t *tuples)
-{
-    struct ms_batch_slots sl = {0};
-    uint32_t flags = (any_non_ipv4 ? MS_BATCH_F_NON_IPV4 : 0u) | (tuples ? MS_BATCH_F_TUPLES : 0u);
-    if (ms_ring_reserve_batch(&s->ring, tsc, offered, sent, flags, &sl) != MS_RING_OK)
-        return;
-    memcpy(sl.ipids, ipids, (size_t)sent * 2u);
-    if (sl.non_ipv4) {
-        uint32_t w, words = ((uint32_t)sent + 63u) / 64u;
-        for (w = 0; w < words; w++)
-            sl.non_ipv4[w] = non_ipv4[w];
-        if (sent % 64u) /* bits of refused packets beyond `sent` */
-            sl.non_ipv4[words - 1] &= (UINT64_C(1) << (sent % 64u)) - 1u;
-    }
-    if (sl.tuples)
-        memcpy(sl.tuples, tuples, (size_t)sent * MS_TUPLE_LEN);
-    ms_ring_commit(&s->ring);
-    ms_count(s, sent);
-}
-
+/* The tx wrapper. Per chunk of up to MS_TX_CHUNK packets: reserve the batch
+ * record for all of them (a failure is not counted yet), read the IPIDs
+ * straight into it, call the driver — which may free (and the pool recycle)
+ * the accepted mbufs, so nothing below touches pkts[] again — then commit
+ * the record shrunk to the accepted prefix, cancel it when nothing was
+ * accepted, or, when there was no room, count the loss only if packets were
+ * sent. The record's timestamp is taken after the driver call. */
 static inline uint16_t ms_tx_common(uint16_t port, void *txq, struct rte_mbuf **pkts, uint16_t nb)
 {
     struct ms_port *p = g_ports[port];
@@ -504,35 +530,36 @@ static inline uint16_t ms_tx_common(uint16_t port, void *txq, struct rte_mbuf **
         return orig(txq, pkts, nb);
 
     while (done < nb) {
-        uint16_t ipids[MS_TX_CHUNK];
-        uint64_t non_ipv4[MS_TX_CHUNK / 64u];
-        uint8_t tuples[s->tuples ? MS_TX_CHUNK * MS_TUPLE_LEN : 1];
-        uint16_t left = (uint16_t)(nb - done), i, sent;
+        struct ms_batch_slots sl;
+        uint16_t left = (uint16_t)(nb - done), sent;
         uint16_t n = left < MS_TX_CHUNK ? left : (uint16_t)MS_TX_CHUNK;
-        int any = 0;
+        uint32_t flags = MS_BATCH_F_NON_IPV4 | (s->tuples ? MS_BATCH_F_TUPLES : 0u);
+        int rc = ms_ring_reserve_batch_ex(&s->ring, 0, n, n, flags, &sl, 0);
         uint64_t tsc;
-        memset(non_ipv4, 0, sizeof(non_ipv4));
-        ms_prefetch_first(pkts + done, n);
-        for (i = 0; i < n; i++) {
-            const struct rte_mbuf *m = pkts[done + i];
-            ms_prefetch_ahead(pkts + done, i, n);
-            uint16_t ipid = 0;
-            uint8_t *t = s->tuples ? tuples + (size_t)i * MS_TUPLE_LEN : NULL;
-            if (!ms_parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m),
-                                 &ipid, t)) {
-                non_ipv4[i >> 6] |= UINT64_C(1) << (i & 63);
-                any = 1;
-                if (t)
-                    memset(t, 0, MS_TUPLE_LEN);
-            }
-            ipids[i] = ipid;
-        }
-        /* The driver may free (and the pool recycle) accepted mbufs: nothing
-         * below touches pkts[] again. */
+        uint16_t bad = 0;
+        if (rc == MS_RING_OK)
+            bad = ms_read_packets(pkts + done, n, sl.ipids, sl.non_ipv4, sl.tuples, 0);
         sent = orig(txq, pkts + done, n);
         tsc = rte_rdtsc();
-        if (sent)
-            ms_tx_record(s, tsc, n, sent, ipids, non_ipv4, any, s->tuples ? tuples : NULL);
+        if (rc == MS_RING_OK) {
+            if (sent == 0) {
+                ms_ring_cancel(&s->ring);
+            } else {
+                struct ms_batch_rec *rec =
+                    (struct ms_batch_rec *)(void *)((uint8_t *)sl.ipids - sizeof(*rec));
+                /* Keep the bitmap only if a sent packet is not IPv4 (a
+                 * refused one may be). */
+                uint32_t keep_flags = flags;
+                if (bad == 0)
+                    keep_flags &= ~MS_BATCH_F_NON_IPV4;
+                ms_ring_shrink_batch(&s->ring, &sl, n, sent, flags, keep_flags);
+                rec->tsc = tsc;
+                ms_ring_commit(&s->ring);
+                ms_count(s, sent);
+            }
+        } else if (sent) {
+            ms_ring_drop(&s->ring, rc);
+        }
         ms_maybe_anchor(s, tsc);
         done = (uint16_t)(done + sent);
         if (sent < n) {

@@ -152,8 +152,72 @@ static void test_ports_syntax(void)
     CHECK(ms_parse_ports("64") == 0);           /* out of range */
 }
 
+/* A ring in memory for the record-level tests. */
+static void *mem_ring(struct ms_ring *r, size_t data_size)
+{
+    size_t len = MS_RING_HEADER_SIZE + data_size;
+    void *mem = aligned_alloc(4096, len);
+    struct ms_ring_identity id = {0};
+    id.nf_name = "t";
+    id.nf_type = "t";
+    id.host = "h";
+    CHECK(mem && ms_ring_format(mem, len, &id, 0) == 0 && ms_ring_attach(r, mem, len) == 0);
+    return mem;
+}
+
+/* The tx wrapper's record handling: a batch reserved for n packets, shrunk
+ * to the accepted prefix (with and without its bitmap), is byte for byte
+ * the record ms_ring_put_batch writes for that prefix; a cancelled
+ * reservation leaves no sequence gap and nothing published. */
+static void test_shrink_and_cancel(void)
+{
+    struct ms_ring a, b;
+    struct ms_batch_slots sl;
+    uint16_t ipids[5] = {10, 11, 12, 13, 14};
+    uint64_t bits[1] = {UINT64_C(1) << 1 | UINT64_C(1) << 4};
+    uint8_t tuples[5 * MS_TUPLE_LEN];
+    uint32_t flags = MS_BATCH_F_NON_IPV4 | MS_BATCH_F_TUPLES;
+    unsigned i;
+    void *ma = mem_ring(&a, 1 << 16), *mb = mem_ring(&b, 1 << 16);
+    for (i = 0; i < sizeof(tuples); i++)
+        tuples[i] = (uint8_t)(i * 7 + 1);
+    /* shrink 5 -> 3, keeping bitmap and tuples */
+    CHECK(ms_ring_reserve_batch(&a, 99, 5, 5, flags, &sl) == MS_RING_OK);
+    memcpy(sl.ipids, ipids, sizeof(ipids));
+    sl.non_ipv4[0] = bits[0];
+    memcpy(sl.tuples, tuples, sizeof(tuples));
+    ms_ring_shrink_batch(&a, &sl, 5, 3, flags, flags);
+    ms_ring_commit(&a);
+    CHECK(ms_ring_put_batch(&b, 99, 5, 3, ipids, bits, tuples) == MS_RING_OK);
+    CHECK(a.head == b.head && a.head == ms_batch_len(3, flags));
+    CHECK(memcmp(a.data, b.data, a.head) == 0);
+    /* a cancelled reservation: no gap, nothing published */
+    CHECK(ms_ring_reserve_batch(&a, 100, 4, 4, flags, &sl) == MS_RING_OK);
+    ms_ring_cancel(&a);
+    CHECK(a.next_seq == b.next_seq && a.head == b.head);
+    /* shrink 5 -> 5 dropping an all-zero bitmap, no tuples */
+    CHECK(ms_ring_reserve_batch(&a, 101, 5, 5, MS_BATCH_F_NON_IPV4, &sl) == MS_RING_OK);
+    memcpy(sl.ipids, ipids, sizeof(ipids));
+    ms_ring_shrink_batch(&a, &sl, 5, 5, MS_BATCH_F_NON_IPV4, 0);
+    ms_ring_commit(&a);
+    CHECK(ms_ring_put_batch(&b, 101, 5, 5, ipids, NULL, NULL) == MS_RING_OK);
+    CHECK(a.head == b.head && a.next_seq == b.next_seq);
+    CHECK(memcmp(a.data, b.data, a.head) == 0);
+    CHECK(a.lost_full == 0 && a.lost_too_big == 0);
+    /* a quiet reservation that fails counts nothing */
+    {
+        uint64_t seq;
+        int cause;
+        CHECK(ms_ring_reserve_quiet(&a, 1u << 20, &seq, &cause) == NULL);
+        CHECK(cause == MS_RING_LOST_TOO_BIG && a.lost_too_big == 0 && a.next_seq == seq);
+    }
+    free(ma);
+    free(mb);
+}
+
 int main(void)
 {
+    test_shrink_and_cancel();
     test_ipv4_udp_tuple();
     test_vlan_tagged();
     test_non_ipv4_is_marked_not_misread();

@@ -39,6 +39,13 @@ pub struct Args {
     /// rings owned by the current user are read.
     #[arg(long)]
     trust_uid: Vec<u32>,
+    /// NF graph to store in the trace's metadata (JSON, the collector's
+    /// Topology: NFs with types, roles and peak rates, and edges), e.g. the
+    /// `topology.json` of `microscope testbed dpdk`. The engine then uses
+    /// its DAG and peak rates instead of inferring them. Only used when a
+    /// new trace is created.
+    #[arg(long)]
+    topology: Option<PathBuf>,
     /// Print the exit summary as JSON instead of a table.
     #[arg(long)]
     json: bool,
@@ -60,6 +67,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     cfg.workers = args.workers.max(1);
     cfg.trust = trust;
     cfg.faults = args.inject_faults;
+    if let Some(p) = &args.topology {
+        cfg.topology = Some(dumper::read_topology(p)?);
+    }
     let stop = Arc::new(AtomicBool::new(false));
     dumper::install_signal_handlers(&stop)?;
     let summary = dumper::run(&cfg, stop)?;

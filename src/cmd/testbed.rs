@@ -2,11 +2,14 @@
 //! and trace it.
 //!
 //! The DPDK code lives in the `dpdk-testbed` package (binaries `ms-testbed`
-//! and `ms-nf`), so that this binary never links DPDK. This command checks
-//! the options, then runs `ms-testbed` from the same directory as itself,
-//! telling it to use this binary for `microscope dump`.
+//! and `ms-nf`), so that this binary never links DPDK. The options are
+//! defined once, by `ms-testbed`: this command passes its arguments to
+//! `ms-testbed` (next to this binary) unchanged, `--help` included, adding
+//! `--microscope` pointing at this binary so the chain's dumper is
+//! `microscope dump`.
 
-use std::path::PathBuf;
+use std::ffi::OsString;
+use std::path::Path;
 use std::process::{Command, ExitCode};
 
 #[derive(clap::Args)]
@@ -19,47 +22,33 @@ pub struct Args {
 enum Which {
     /// Real DPDK NFs (firewall, monitor, NAT, VPN) between a generator and a
     /// sink over memif, no NICs or hugepages needed; writes trace.bin,
-    /// truth.json, topology.json and logs/ into --out.
+    /// truth.json, topology.json and logs/ into --out. Options:
+    /// `microscope testbed dpdk --help` (they are ms-testbed's).
+    #[command(disable_help_flag = true)]
     Dpdk(DpdkArgs),
 }
 
 #[derive(clap::Args)]
 struct DpdkArgs {
-    /// `small` (gen → fw1 → {mon1 →} nat1 → vpn1 → sink) or a TOML topology file.
-    #[arg(long, default_value = "small")]
-    topology: String,
-    /// How long traffic runs, e.g. `10s`.
-    #[arg(long, default_value = "10s")]
-    duration: String,
-    /// Injection (repeatable): `burst:at=3s,packets=2000,flows=5`,
-    /// `stall:nf=nat1,at=5s,for=800us`,
-    /// `bug:nf=fw1,at=2s,for=1s,flows=3,cycles=40000`.
-    #[arg(long)]
-    inject: Vec<String>,
-    /// Output directory.
-    #[arg(long)]
-    out: PathBuf,
-    /// Generator rate, packets per second.
-    #[arg(long, default_value_t = 200_000.0)]
-    rate: f64,
-    /// Synthetic traffic: number of flows.
-    #[arg(long, default_value_t = 1000)]
-    flows: usize,
-    /// Seed of the traffic and of the injected flows.
-    #[arg(long, default_value_t = 1)]
-    seed: u64,
-    /// Replay this pcap (Ethernet, classic format) instead of synthetic traffic.
-    #[arg(long)]
-    pcap: Option<PathBuf>,
-    /// Run without the shim (no trace; overhead baseline).
-    #[arg(long)]
-    no_shim: bool,
-    /// Cooperative yield after N empty polls (0 = pure busy polling).
-    #[arg(long = "yield", default_value_t = 64)]
-    yield_after: u32,
-    /// Cores to spread the NF processes over (default: all).
-    #[arg(long)]
-    cores: Option<u32>,
+    /// Passed to ms-testbed unchanged (`--topology`, `--duration`,
+    /// `--inject`, `--out`, …; see `--help`).
+    #[arg(trailing_var_arg = true, allow_hyphen_values = true, num_args = 0..)]
+    args: Vec<OsString>,
+}
+
+/// The `ms-testbed` command line for `args`: the user's arguments, then
+/// `--microscope ME` unless the user chose a dumper binary or none.
+fn forwarded(args: &[OsString], me: &Path) -> Vec<OsString> {
+    let mut v = args.to_vec();
+    let chosen = args.iter().any(|a| {
+        let a = a.to_string_lossy();
+        a == "--microscope" || a.starts_with("--microscope=") || a == "--help" || a == "-h"
+    });
+    if !chosen {
+        v.push("--microscope".into());
+        v.push(me.as_os_str().to_owned());
+    }
+    v
 }
 
 pub fn run(args: Args) -> anyhow::Result<ExitCode> {
@@ -76,30 +65,8 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             bin.display()
         );
     }
-    let mut cmd = Command::new(&bin);
-    cmd.args(["--topology", &a.topology])
-        .args(["--duration", &a.duration])
-        .arg("--out")
-        .arg(&a.out)
-        .args(["--rate", &a.rate.to_string()])
-        .args(["--flows", &a.flows.to_string()])
-        .args(["--seed", &a.seed.to_string()])
-        .args(["--yield", &a.yield_after.to_string()])
-        .arg("--microscope")
-        .arg(&me);
-    for i in &a.inject {
-        cmd.args(["--inject", i]);
-    }
-    if let Some(p) = &a.pcap {
-        cmd.arg("--pcap").arg(p);
-    }
-    if a.no_shim {
-        cmd.arg("--no-shim");
-    }
-    if let Some(c) = a.cores {
-        cmd.args(["--cores", &c.to_string()]);
-    }
-    let status = cmd
+    let status = Command::new(&bin)
+        .args(forwarded(&a.args, &me))
         .status()
         .map_err(|e| anyhow::anyhow!("running {}: {e}", bin.display()))?;
     Ok(match status.code() {
@@ -107,4 +74,28 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
         Some(c) => ExitCode::from(c.clamp(1, 255) as u8),
         None => ExitCode::from(1),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn arguments_pass_through_with_the_dumper_added() {
+        let me = Path::new("/x/microscope");
+        let user: Vec<OsString> = ["--out", "d", "--inject", "stall:nf=nat1,at=1s,for=1ms"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        let v = forwarded(&user, me);
+        assert_eq!(&v[..4], &user[..]);
+        assert_eq!(&v[4..], &[OsString::from("--microscope"), me.into()]);
+        let own: Vec<OsString> = ["--microscope=/y/ms", "--out", "d"]
+            .iter()
+            .map(OsString::from)
+            .collect();
+        assert_eq!(forwarded(&own, me), own);
+        let help = vec![OsString::from("--help")];
+        assert_eq!(forwarded(&help, me), help);
+    }
 }

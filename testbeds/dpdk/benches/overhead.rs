@@ -3,11 +3,14 @@
 //!
 //! `cargo bench -p dpdk-testbed --bench overhead [-- --pairs N --secs S]`
 //!
-//! 1. VPN NF (`ms-nf --kind vpn`, ChaCha20-Poly1305 per packet) on core 1,
+//! 1. VPN NF (`ms-nf --kind vpn`, AES-128-GCM per packet) on core 1,
 //!    input a `net_pcap` port replaying 64-byte frames forever, output a
 //!    `net_null` sink: its peak throughput with the shim (statically linked,
 //!    attached, drained by the dumper on core 0) and without (`--no-shim`),
-//!    alternated in ABBA order over N pairs; the ratio of medians.
+//!    alternated in ABBA order over N pairs; the ratio of medians, per
+//!    wall-clock second and per CPU-second of the NF's polling thread (the
+//!    latter is not lowered when other processes take the core — on a
+//!    loaded machine the dumper's thread pushes other work onto the NF's).
 //! 2. Worst case: Debian's `dpdk-testpmd` in io forwarding between two
 //!    `net_null` ports (touches no packet data: the shim's IPID reads are
 //!    its only per-packet memory accesses), with and without the
@@ -15,6 +18,10 @@
 //! 3. The dumper's ceiling: records and packets per second it drained
 //!    during the testpmd runs (where the shim produces far more than it can
 //!    take), and the loss the shim counted.
+//! 4. The shim's hot path in instructions per packet (rx hook, tx wrapper),
+//!    counted by callgrind on `shim-c/tests/bench_shim.c` — repeatable on a
+//!    loaded machine, unlike the throughput ratios — when valgrind is
+//!    installed, and its cycles per packet (rdtsc, 3 rounds).
 
 use dpdk_testbed::packet::{build_frame, FRAME_LEN};
 use dpdk_testbed::traffic;
@@ -91,7 +98,7 @@ fn sigint_after(child: &mut std::process::Child, secs: f64) {
         .status();
 }
 
-/// One VPN run; returns (packets per second, shim loss records).
+/// One VPN run.
 fn vpn_run(
     nf: &Path,
     pcap: &Path,
@@ -99,7 +106,7 @@ fn vpn_run(
     shim: bool,
     secs: f64,
     run: usize,
-) -> Option<(f64, u64)> {
+) -> Option<VpnRun> {
     let rings = fresh_dir(tmp, "vpn-rings");
     let dumper = shim.then(|| Dumper::start(&rings, &tmp.join("vpn-trace.bin")));
     let prefix = format!("msbench{}-{run}", std::process::id());
@@ -137,8 +144,21 @@ fn vpn_run(
     let st = &v["stats"];
     let tx = st["tx"].as_f64()?;
     let span = (st["last_ns"].as_f64()? - st["first_ns"].as_f64()?) / 1e9;
+    let cpu = st["cpu_ns"].as_f64()? / 1e9;
     let lost = v["shim"]["lost_full"].as_u64().unwrap_or(0);
-    (span > 0.0).then(|| (tx / span, lost))
+    (span > 0.0 && cpu > 0.0).then(|| VpnRun {
+        pps: tx / span,
+        cpu_pps: tx / cpu,
+        lost,
+    })
+}
+
+/// One VPN run's rates: per wall-clock second, and per CPU-second of the
+/// NF's polling thread (not lowered when other processes take its core).
+struct VpnRun {
+    pps: f64,
+    cpu_pps: f64,
+    lost: u64,
 }
 
 /// One testpmd io run; returns (forwarded packets per second, dumper summary).
@@ -226,6 +246,28 @@ fn tsc_hz() -> f64 {
         .map_or(2.6e9, |m| m * 1e6)
 }
 
+/// Instructions per packet callgrind attributes to `func` (a `bench_*`
+/// function of bench_shim) over `bursts` bursts of 32 packets, 3 rounds.
+fn callgrind_per_packet(bench: &Path, func: &str, bursts: u32) -> Option<f64> {
+    let out = Command::new("valgrind")
+        .args(["--tool=callgrind", "--callgrind-out-file=/dev/null"])
+        .args(["--collect-atstart=no", &format!("--toggle-collect={func}*")])
+        .arg(bench)
+        .arg(bursts.to_string())
+        .stdout(Stdio::null())
+        .output()
+        .ok()?;
+    let err = String::from_utf8_lossy(&out.stderr);
+    let collected: f64 = err
+        .lines()
+        .find_map(|l| l.split("Collected :").nth(1))?
+        .trim()
+        .replace(',', "")
+        .parse()
+        .ok()?;
+    Some(collected / (bursts as f64 * 3.0 * 32.0))
+}
+
 fn main() {
     let args: Vec<String> = std::env::args().collect();
     let arg = |name: &str, default: f64| -> f64 {
@@ -253,6 +295,15 @@ fn main() {
         .is_ok_and(|s| s.success());
     assert!(ok, "make -C shim-c failed");
     let so = build.join("libmicroscope_shim.so");
+    let bench_bin = build.join("bench_shim");
+    let bench_ok = Command::new("make")
+        .arg("-s")
+        .arg("-C")
+        .arg(root.join("shim-c"))
+        .arg(format!("BUILD={}", build.display()))
+        .arg(&bench_bin)
+        .status()
+        .is_ok_and(|s| s.success());
     // On tmpfs: rings on a disk-backed file system fault after writeback.
     let tmp = tempfile::Builder::new()
         .prefix("msc-bench")
@@ -276,6 +327,7 @@ fn main() {
     println!("# Microscope shim overhead ({pairs} ABBA pairs, {secs} s per run, 2-core VM)");
     println!();
     let (mut with, mut without, mut lost) = (Vec::new(), Vec::new(), 0u64);
+    let (mut cwith, mut cwithout) = (Vec::new(), Vec::new());
     for p in 0..pairs {
         let order = if p % 2 == 0 {
             [false, true]
@@ -284,17 +336,20 @@ fn main() {
         };
         for (k, shim) in order.into_iter().enumerate() {
             match vpn_run(&nf, &pcap, tmp.path(), shim, secs, p * 2 + k) {
-                Some((pps, l)) => {
+                Some(r) => {
                     println!(
-                        "vpn  pair {p} {:<8} {:>10.0} pps",
+                        "vpn  pair {p} {:<8} {:>10.0} pps {:>10.0} pps/CPU-s",
                         if shim { "shim" } else { "no-shim" },
-                        pps
+                        r.pps,
+                        r.cpu_pps
                     );
                     if shim {
-                        with.push(pps);
-                        lost += l;
+                        with.push(r.pps);
+                        cwith.push(r.cpu_pps);
+                        lost += r.lost;
                     } else {
-                        without.push(pps);
+                        without.push(r.pps);
+                        cwithout.push(r.cpu_pps);
                     }
                 }
                 None => println!("vpn  pair {p}: run failed"),
@@ -343,6 +398,15 @@ fn main() {
             hz / b - hz / a
         );
     }
+    if !cwith.is_empty() && !cwithout.is_empty() {
+        let (a, b) = (median(&mut cwithout), median(&mut cwith));
+        println!(
+            "| VPN, per CPU-second of the NF thread | {a:.0} | {b:.0} | {:.4} | {:.2} % | {:.1} |",
+            b / a,
+            (1.0 - b / a) * 100.0,
+            hz / b - hz / a
+        );
+    }
     if !pw.is_empty() && !pwo.is_empty() {
         let (a, b) = (median(&mut pwo), median(&mut pw));
         println!(
@@ -354,6 +418,23 @@ fn main() {
     }
     println!();
     println!("shim records lost (ring full) during VPN runs: {lost}");
+    if bench_ok {
+        println!();
+        println!("shim hot path (shim-c/tests/bench_shim.c, 64-byte IPv4, bursts of 32):");
+        if let Ok(o) = Command::new(&bench_bin).arg("200000").output() {
+            print!("{}", String::from_utf8_lossy(&o.stdout));
+        }
+        if have("valgrind") {
+            for (what, f) in [("rx hook", "bench_rx"), ("tx wrapper", "bench_tx")] {
+                match callgrind_per_packet(&bench_bin, f, 2000) {
+                    Some(i) => println!("callgrind: {what}: {i:.1} instructions/packet"),
+                    None => println!("callgrind: {what}: no count (valgrind failed)"),
+                }
+            }
+        } else {
+            println!("callgrind: skipped (no valgrind)");
+        }
+    }
     for (i, s) in dumps.iter().enumerate() {
         let secs = s.elapsed.as_secs_f64().max(1e-9);
         let lost: u64 = s.streams.iter().map(|x| x.loss.lost_full).sum();

@@ -7,6 +7,20 @@
 //! - `bug:nf=fw1,at=2s,for=1s,flows=3,cycles=40000` — a firewall spends
 //!   `cycles` extra TSC cycles on each packet of `flows` existing flows
 //!   (ranks 2.. of the traffic's popularity) while active.
+//! - `loss:nf=nat1,at=2s,for=1s,p=0.2` — the NF drops that fraction of the
+//!   packets it receives while active (before processing them). Which
+//!   packets is decided by a ChaCha8 stream seeded from the traffic seed and
+//!   the injection's index: the same run drops the same positions of the
+//!   NF's input sequence. `p` is a fraction in [0, 1].
+//! - `delay:nf=vpn1,at=2s,for=1s,per_packet=5us` — the NF busy-waits
+//!   `per_packet` (on the TSC) before processing each packet while active:
+//!   added per-packet latency, and a lower peak rate.
+//!
+//! Stall, bug, loss and delay apply to NFs (not the generator or the sink).
+//! In the truth file the kinds are `burst`, `interrupt` (a stall), `bug`,
+//! `loss` and `delay`; an NF reports when it really armed each window and
+//! how many packets it dropped or delayed, and the orchestrator puts those
+//! into the fault (`start_ns`/`end_ns`, `params.packets`).
 //!
 //! Times take `ns`, `us`, `ms` or `s`. The truth file (`truth.json`) lists
 //! each injection as a fault with absolute `CLOCK_MONOTONIC` nanoseconds —
@@ -45,6 +59,19 @@ pub enum Injection {
         for_ns: u64,
         flows: u32,
         cycles: u64,
+    },
+    Loss {
+        nf: String,
+        at_ns: u64,
+        for_ns: u64,
+        /// Fraction of the NF's input packets dropped, in [0, 1].
+        p: f64,
+    },
+    Delay {
+        nf: String,
+        at_ns: u64,
+        for_ns: u64,
+        per_packet_ns: u64,
     },
 }
 
@@ -91,15 +118,36 @@ impl Injection {
                 flows: num("flows")? as u32,
                 cycles: num("cycles")?,
             },
+            "loss" => Injection::Loss {
+                nf: get("nf")?.to_string(),
+                at_ns: dur("at")?,
+                for_ns: dur("for")?,
+                p: match get("p")?.parse::<f64>() {
+                    Ok(p) if (0.0..=1.0).contains(&p) => p,
+                    _ => {
+                        return Err(format!(
+                            "--inject \"{s}\": p must be a fraction between 0 and 1"
+                        ))
+                    }
+                },
+            },
+            "delay" => Injection::Delay {
+                nf: get("nf")?.to_string(),
+                at_ns: dur("at")?,
+                for_ns: dur("for")?,
+                per_packet_ns: dur("per_packet")?,
+            },
             other => {
                 return Err(format!(
-                    "--inject \"{s}\": unknown kind \"{other}\" (burst, stall or bug)"
+                    "--inject \"{s}\": unknown kind \"{other}\" (burst, stall, bug, loss or delay)"
                 ))
             }
         };
         let allowed: &[&str] = match kind {
             "burst" => &["at", "packets", "flows"],
             "stall" => &["nf", "at", "for"],
+            "loss" => &["nf", "at", "for", "p"],
+            "delay" => &["nf", "at", "for", "per_packet"],
             _ => &["nf", "at", "for", "flows", "cycles"],
         };
         if let Some(k) = kv.keys().find(|k| !allowed.contains(k)) {
@@ -111,16 +159,38 @@ impl Injection {
         Ok(inj)
     }
 
-    /// Checks the injection against the topology (NF exists, bugs only on
-    /// firewalls).
+    /// The NF an injection acts in (`None` for bursts: the generator).
+    pub fn nf(&self) -> Option<&str> {
+        match self {
+            Injection::Burst { .. } => None,
+            Injection::Stall { nf, .. }
+            | Injection::Bug { nf, .. }
+            | Injection::Loss { nf, .. }
+            | Injection::Delay { nf, .. } => Some(nf),
+        }
+    }
+
+    /// Checks the injection against the topology (NF exists and is not the
+    /// generator or the sink, bugs only on firewalls).
     pub fn check(&self, topo: &Topology) -> Result<(), String> {
         match self {
             Injection::Burst { .. } => Ok(()),
-            Injection::Stall { nf, .. } => match topo.node(nf) {
-                Some(n) if n.kind != Kind::Gen && n.kind != Kind::Sink => Ok(()),
-                Some(_) => Err(format!("stall: {nf} is not an NF (gen/sink cannot stall)")),
-                None => Err(format!("stall: no NF named {nf}")),
-            },
+            Injection::Stall { nf, .. }
+            | Injection::Loss { nf, .. }
+            | Injection::Delay { nf, .. } => {
+                let what = match self {
+                    Injection::Stall { .. } => "stall",
+                    Injection::Loss { .. } => "loss",
+                    _ => "delay",
+                };
+                match topo.node(nf) {
+                    Some(n) if n.kind != Kind::Gen && n.kind != Kind::Sink => Ok(()),
+                    Some(_) => Err(format!(
+                        "{what}: {nf} is not an NF (not the generator or the sink)"
+                    )),
+                    None => Err(format!("{what}: no NF named {nf}")),
+                }
+            }
             Injection::Bug { nf, .. } => match topo.node(nf) {
                 Some(n) if n.kind == Kind::Firewall => Ok(()),
                 Some(_) => Err(format!("bug: {nf} is not a firewall")),
@@ -148,6 +218,14 @@ pub fn burst_flows(seed: u64, index: usize, flows: u32) -> Vec<FiveTuple> {
         .collect()
 }
 
+/// Initial IPIDs of a burst's flows: random per flow (seeded like
+/// [`burst_flows`]), as hosts pick them, so that burst packets do not all
+/// share the low IPIDs — IPIDs are how the engine tells packets apart.
+pub fn burst_ipid_starts(seed: u64, index: usize, flows: u32) -> Vec<u16> {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x1d1d_0000 ^ index as u64);
+    (0..flows).map(|_| rand::Rng::gen(&mut rng)).collect()
+}
+
 /// The flows a bug injection slows: popularity ranks 2.. of the synthetic
 /// mix (rank 0 and 1 would slow most of the traffic).
 pub fn bug_flows(traffic_flows: usize, seed: u64, flows: u32) -> Vec<FiveTuple> {
@@ -160,11 +238,24 @@ pub fn bug_flows(traffic_flows: usize, seed: u64, flows: u32) -> Vec<FiveTuple> 
         .collect()
 }
 
+/// The seed of a loss injection's drop decisions (traffic seed, injection
+/// index): `ms-nf` seeds a ChaCha8 stream with it.
+pub fn loss_seed(seed: u64, index: usize) -> u64 {
+    seed ^ 0x1055_0000_0000 ^ index as u64
+}
+
+/// A loss fraction as a threshold on a uniform `u32`: a packet is dropped
+/// when its draw is below it (`p = 1` drops every packet).
+pub fn loss_threshold(p: f64) -> u64 {
+    (p.clamp(0.0, 1.0) * (1u64 << 32) as f64) as u64
+}
+
 /// One injected fault with absolute times (ground truth).
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
 pub struct Fault {
     pub id: u32,
-    /// `burst`, `interrupt` or `bug` (the simulator's vocabulary).
+    /// `burst`, `interrupt` or `bug` (the simulator's vocabulary), `loss` or
+    /// `delay`.
     pub kind: String,
     /// The NF at fault (`None` for bursts, whose culprit is the source).
     pub nf: Option<String>,
@@ -242,6 +333,34 @@ pub fn truth(
                 end_ns: start_ns + at_ns + for_ns,
                 params: serde_json::json!({ "extra_cycles_per_packet": cycles }),
             },
+            Injection::Loss {
+                nf,
+                at_ns,
+                for_ns,
+                p,
+            } => Fault {
+                id: i as u32,
+                kind: "loss".into(),
+                nf: Some(nf.clone()),
+                flows: vec![],
+                start_ns: start_ns + at_ns,
+                end_ns: start_ns + at_ns + for_ns,
+                params: serde_json::json!({ "p": p, "seed": loss_seed(seed, i) }),
+            },
+            Injection::Delay {
+                nf,
+                at_ns,
+                for_ns,
+                per_packet_ns,
+            } => Fault {
+                id: i as u32,
+                kind: "delay".into(),
+                nf: Some(nf.clone()),
+                flows: vec![],
+                start_ns: start_ns + at_ns,
+                end_ns: start_ns + at_ns + for_ns,
+                params: serde_json::json!({ "per_packet_ns": per_packet_ns }),
+            },
         })
         .collect();
     Truth {
@@ -302,17 +421,78 @@ mod tests {
     }
 
     #[test]
+    fn loss_and_delay_syntax() {
+        assert_eq!(
+            Injection::parse("loss:nf=nat1,at=2s,for=1s,p=0.25").unwrap(),
+            Injection::Loss {
+                nf: "nat1".into(),
+                at_ns: 2_000_000_000,
+                for_ns: 1_000_000_000,
+                p: 0.25
+            }
+        );
+        assert_eq!(
+            Injection::parse("delay:nf=vpn1,at=1s,for=500ms,per_packet=5us").unwrap(),
+            Injection::Delay {
+                nf: "vpn1".into(),
+                at_ns: 1_000_000_000,
+                for_ns: 500_000_000,
+                per_packet_ns: 5_000
+            }
+        );
+        assert!(Injection::parse("loss:nf=nat1,at=2s,for=1s,p=1.5").is_err());
+        assert!(Injection::parse("loss:nf=nat1,at=2s,for=1s,p=-0.1").is_err());
+        assert!(Injection::parse("loss:nf=nat1,at=2s,for=1s").is_err());
+        assert!(Injection::parse("loss:nf=nat1,at=2s,for=1s,p=0.1,cycles=3").is_err());
+        assert!(Injection::parse("delay:nf=vpn1,at=1s,for=1s,per_packet=5").is_err());
+        let t = Topology::small();
+        let ok = Injection::parse("loss:nf=vpn1,at=1s,for=1s,p=0.1").unwrap();
+        assert!(ok.check(&t).is_ok());
+        assert_eq!(ok.nf(), Some("vpn1"));
+        for bad in [
+            "loss:nf=gen,at=1s,for=1s,p=0.1",
+            "delay:nf=sink,at=1s,for=1s,per_packet=1us",
+            "delay:nf=nope,at=1s,for=1s,per_packet=1us",
+        ] {
+            assert!(Injection::parse(bad).unwrap().check(&t).is_err(), "{bad}");
+        }
+        assert_eq!(loss_threshold(0.0), 0);
+        assert_eq!(loss_threshold(1.0), 1 << 32);
+        assert_eq!(loss_threshold(0.5), 1 << 31);
+    }
+
+    #[test]
     fn truth_has_absolute_times_and_flows() {
         let t = Topology::small();
         let inj = vec![
             Injection::parse("burst:at=1s,packets=1000,flows=5").unwrap(),
             Injection::parse("stall:nf=nat1,at=2s,for=1ms").unwrap(),
             Injection::parse("bug:nf=fw1,at=3s,for=1s,flows=3,cycles=1000").unwrap(),
+            Injection::parse("loss:nf=nat1,at=4s,for=100ms,p=0.5").unwrap(),
+            Injection::parse("delay:nf=vpn1,at=4s,for=100ms,per_packet=2us").unwrap(),
         ];
         let tr = truth(&inj, 1_000, 5_000_000_000, 100_000.0, 200, 7, &t);
-        assert_eq!(tr.faults.len(), 3);
+        assert_eq!(tr.faults.len(), 5);
+        assert_eq!(tr.faults[3].kind, "loss");
+        assert_eq!(tr.faults[3].nf.as_deref(), Some("nat1"));
+        assert_eq!(tr.faults[3].start_ns, 4_000_001_000);
+        assert_eq!(tr.faults[3].end_ns, 4_100_001_000);
+        assert_eq!(tr.faults[3].params["p"], 0.5);
+        assert_eq!(tr.faults[3].params["seed"], loss_seed(7, 3));
+        assert_eq!(tr.faults[4].kind, "delay");
+        assert_eq!(tr.faults[4].params["per_packet_ns"], 2_000);
         assert_eq!(tr.faults[0].flows.len(), 5);
         assert!(tr.faults[0].flows.iter().all(|f| f.src_ip >> 20 == 0xac1));
+        let starts = burst_ipid_starts(7, 0, 5);
+        assert_eq!(starts, burst_ipid_starts(7, 0, 5));
+        assert_ne!(starts, burst_ipid_starts(7, 1, 5));
+        assert!(
+            starts
+                .iter()
+                .collect::<std::collections::HashSet<_>>()
+                .len()
+                > 1
+        );
         assert_eq!(tr.faults[1].kind, "interrupt");
         assert_eq!(tr.faults[1].start_ns, 2_000_001_000);
         assert_eq!(tr.faults[1].end_ns, 2_001_001_000);

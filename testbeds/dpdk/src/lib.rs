@@ -12,12 +12,17 @@
 //!   packet) — on byte slices.
 //! - [`traffic`]: the generator's input: a seeded CAIDA-like synthetic mix or
 //!   a pcap replayed as captured.
-//! - [`topology`]: the chain (`small`, or a TOML file), validated as a DAG.
-//! - [`inject`]: burst / stall / bug injections and the `truth.json` they
-//!   produce (CLOCK_MONOTONIC times, the clock of the trace's anchors).
+//! - [`topology`]: the chain (`small`, or a TOML file), validated as a DAG,
+//!   with each NF's peak rate: `ms-nf` holds its NF to it and the dumper
+//!   stores it in the trace, so the engine's `r_f` is the NF's real one.
+//! - [`inject`]: burst / stall / bug / loss / delay injections and the
+//!   `truth.json` they produce (CLOCK_MONOTONIC times, the clock of the
+//!   trace's anchors).
 //! - [`orchestrate`]: starts the dumper and one process per NF (memif links,
-//!   servers before clients, one `--file-prefix` each, `--no-huge`), stops
-//!   everything and leaves no process, socket or runtime file behind.
+//!   servers before clients, one `--file-prefix` each, `--no-huge`; NFs
+//!   sleep when idle and optionally run SCHED_FIFO, since they share the
+//!   cores), stops everything and leaves no process, socket or runtime file
+//!   behind.
 //!
 //! The DPDK runtime itself ([`runtime`], binary `ms-nf`) exists only when
 //! `dpdk-sys` found DPDK at build time (`cfg(has_dpdk)`); it links the shim

@@ -41,6 +41,15 @@ pub struct RunConfig {
     pub microscope: Option<PathBuf>,
     /// Cooperative yield after N empty polls (NFs share the cores).
     pub yield_after: u32,
+    /// Sleep this many µs instead of yielding (0 = yield); see `ms-nf
+    /// --idle-sleep-us`.
+    pub idle_sleep_us: u64,
+    /// Nice value for the NF processes (negative needs CAP_SYS_NICE;
+    /// ignored with a warning when refused); `None` leaves it.
+    pub nice: Option<i32>,
+    /// Run the NFs under SCHED_FIFO (`ms-nf --realtime 1`); needs
+    /// CAP_SYS_NICE, falls back to normal scheduling with a warning.
+    pub realtime: bool,
     /// Attach the shim (false: overhead baseline, no trace).
     pub shim: bool,
     /// Cores to spread the processes over.
@@ -170,9 +179,19 @@ fn nf_command(
     for r in &node.rules {
         cmd.args(["--rule", r]);
     }
+    if let Some(r) = node
+        .peak_rate_pps
+        .filter(|_| node.kind.role() == collector::Role::Nf)
+    {
+        cmd.args(["--peak-rate", &r.to_string()]);
+    }
     cmd.args(["--flows", &cfg.flows.to_string()])
         .args(["--seed", &cfg.seed.to_string()])
-        .args(["--yield-after", &cfg.yield_after.to_string()]);
+        .args(["--yield-after", &cfg.yield_after.to_string()])
+        .args(["--idle-sleep-us", &cfg.idle_sleep_us.to_string()]);
+    if cfg.realtime {
+        cmd.args(["--realtime", "1"]);
+    }
     if !cfg.shim {
         cmd.arg("--no-shim");
     }
@@ -209,6 +228,32 @@ fn nf_command(
                 cmd.args([
                     "--bug",
                     &format!("{}:{for_ns}:{cycles}:{flows}", start_ns + at_ns),
+                ]);
+            }
+            Injection::Loss {
+                nf,
+                at_ns,
+                for_ns,
+                p,
+            } if nf == name => {
+                cmd.args([
+                    "--loss",
+                    &format!(
+                        "{}:{for_ns}:{}:{i}",
+                        start_ns + at_ns,
+                        inject::loss_threshold(*p)
+                    ),
+                ]);
+            }
+            Injection::Delay {
+                nf,
+                at_ns,
+                for_ns,
+                per_packet_ns,
+            } if nf == name => {
+                cmd.args([
+                    "--delay",
+                    &format!("{}:{for_ns}:{per_packet_ns}:{i}", start_ns + at_ns),
                 ]);
             }
             _ => {}
@@ -297,8 +342,10 @@ pub fn run(cfg: &RunConfig) -> Result<RunSummary, RunError> {
 }
 
 /// Replaces planned fault times by what the NFs report they did: a stall's
-/// real sleep (a sleep overshoots under load) and a bug's real arming time.
-/// The plan stays in `params.planned_start_ns` / `planned_end_ns`.
+/// real sleep (a sleep overshoots under load), a bug's, loss's or delay's
+/// real arming time. The plan stays in `params.planned_start_ns` /
+/// `planned_end_ns`; a loss or delay also gets `params.packets` (packets
+/// dropped or delayed).
 fn record_actual_times(
     truth: &mut Truth,
     injections: &[Injection],
@@ -312,6 +359,24 @@ fn record_actual_times(
             .map(|v| &v["stats"])
     };
     for (fault, inj) in truth.faults.iter_mut().zip(injections) {
+        if let Injection::Loss { nf, .. } | Injection::Delay { nf, .. } = inj {
+            let real = stats_of(nf).and_then(|s| {
+                s["injected"]
+                    .as_array()?
+                    .iter()
+                    .find(|w| w["index"].as_u64() == Some(fault.id as u64))
+            });
+            if let Some(w) = real {
+                if let Some(p) = fault.params.as_object_mut() {
+                    p.insert("planned_start_ns".into(), fault.start_ns.into());
+                    p.insert("planned_end_ns".into(), fault.end_ns.into());
+                    p.insert("packets".into(), w["packets"].clone());
+                }
+                fault.start_ns = w["start_ns"].as_u64().unwrap_or(fault.start_ns);
+                fault.end_ns = w["end_ns"].as_u64().unwrap_or(fault.end_ns);
+            }
+            continue;
+        }
         let actual = match inj {
             Injection::Stall { nf, at_ns, .. } => {
                 // The k-th stall of this NF in plan order is its k-th real one.
@@ -331,7 +396,7 @@ fn record_actual_times(
             Injection::Bug { nf, for_ns, .. } => stats_of(nf)
                 .and_then(|s| s["bug_real_ns"].as_u64())
                 .map(|s| (s, s + for_ns)),
-            Injection::Burst { .. } => None,
+            Injection::Burst { .. } | Injection::Loss { .. } | Injection::Delay { .. } => None,
         };
         if let Some((s, e)) = actual {
             if let Some(p) = fault.params.as_object_mut() {
@@ -373,6 +438,14 @@ fn run_in(
         Ok((f, g))
     };
 
+    // The NF graph with its peak rates: for the user, and for the dumper,
+    // which stores it in the trace's metadata.
+    let topo = cfg.out.join("topology.json");
+    std::fs::write(
+        &topo,
+        serde_json::to_vec_pretty(&cfg.topology.to_collector()).expect("serializes"),
+    )
+    .map_err(io(format!("writing {}", topo.display())))?;
     if let Some(ms) = &cfg.microscope {
         let trace = cfg.out.join("trace.bin");
         let _ = std::fs::remove_file(&trace);
@@ -381,6 +454,8 @@ fn run_in(
             .arg("dump")
             .arg("--rings")
             .arg(run_dir.join("rings"))
+            .arg("--topology")
+            .arg(&topo)
             .arg("--out")
             .arg(&trace)
             .stdin(Stdio::null())
@@ -408,6 +483,16 @@ fn run_in(
         let mut child = cmd
             .spawn()
             .map_err(io(format!("starting {}", cfg.nf_bin.display())))?;
+        if let Some(n) = cfg.nice {
+            // SAFETY: setpriority on our own child's pid (unreaped, so not reused).
+            let r = unsafe { libc::setpriority(libc::PRIO_PROCESS, child.id(), n) };
+            if r != 0 {
+                eprintln!(
+                    "testbed: could not set nice {n} on {name}: {} (running at default priority)",
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
         // Servers must be listening before their clients start.
         let socks: Vec<PathBuf> = cfg
             .topology
@@ -505,11 +590,38 @@ fn run_in(
         serde_json::to_vec_pretty(&truth).expect("truth serializes"),
     )
     .map_err(io(format!("writing {}", tpath.display())))?;
-    let topo = cfg.out.join("topology.json");
-    std::fs::write(
-        &topo,
-        serde_json::to_vec_pretty(&cfg.topology.to_collector()).expect("serializes"),
-    )
-    .map_err(io(format!("writing {}", topo.display())))?;
     Ok(summary)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn loss_and_delay_truth_takes_the_nf_reported_window() {
+        let topo = Topology::small();
+        let inj = vec![
+            Injection::parse("loss:nf=nat1,at=1s,for=100ms,p=0.5").unwrap(),
+            Injection::parse("delay:nf=vpn1,at=2s,for=100ms,per_packet=1us").unwrap(),
+        ];
+        let mut truth = inject::truth(&inj, 1_000, 3_000_000_000, 1e5, 100, 1, &topo);
+        let stats = vec![
+            (
+                "nat1".to_string(),
+                Some(serde_json::json!({ "stats": { "injected": [
+                    { "index": 0, "kind": "loss", "start_ns": 1_000_005_000u64,
+                      "end_ns": 1_100_005_000u64, "packets": 4321 } ] } })),
+            ),
+            // vpn1 printed no statistics: the plan stays.
+            ("vpn1".to_string(), None),
+        ];
+        record_actual_times(&mut truth, &inj, &stats);
+        let loss = &truth.faults[0];
+        assert_eq!((loss.start_ns, loss.end_ns), (1_000_005_000, 1_100_005_000));
+        assert_eq!(loss.params["packets"], 4321);
+        assert_eq!(loss.params["planned_start_ns"], 1_000_001_000u64);
+        let delay = &truth.faults[1];
+        assert_eq!(delay.start_ns, 2_000_001_000);
+        assert!(delay.params.get("packets").is_none());
+    }
 }

@@ -10,6 +10,7 @@
 //! name = "fw1"
 //! kind = "firewall"
 //! rules = ["mark dst 192.168.0.0/17"]   # see nf::Rule::parse
+//! peak_rate_pps = 1200000 # optional: the NF's processing cap and r_f
 //! [[link]]
 //! from = "gen"
 //! to = "fw1"
@@ -36,7 +37,10 @@ pub struct NfNode {
     /// CPU core to pin to; default: spread round-robin.
     #[serde(default)]
     pub core: Option<u32>,
-    /// Peak processing rate for the trace's topology metadata, when known.
+    /// Peak processing rate: the NF processes at most this many packets per
+    /// second (`ms-nf --peak-rate`, paced on the TSC), and the trace's
+    /// topology metadata carries it as the NF's `r_f`. Without it the NF
+    /// runs as fast as its core allows and the engine estimates `r_f`.
     #[serde(default)]
     pub peak_rate_pps: Option<f64>,
 }
@@ -120,15 +124,19 @@ kind = "gen"
 name = "fw1"
 kind = "firewall"
 rules = ["mark dst 192.168.0.0/17"]
+peak_rate_pps = 1200000
 [[nf]]
 name = "mon1"
 kind = "monitor"
+peak_rate_pps = 1200000
 [[nf]]
 name = "nat1"
 kind = "nat"
+peak_rate_pps = 1200000
 [[nf]]
 name = "vpn1"
 kind = "vpn"
+peak_rate_pps = 600000
 [[nf]]
 name = "sink"
 kind = "sink"

@@ -41,6 +41,8 @@ mod app {
     use dpdk_testbed::runtime::{self as rt, Mbuf, Pool};
     use dpdk_testbed::topology::Kind;
     use dpdk_testbed::{mono_ns, traffic};
+    use rand::{RngCore, SeedableRng};
+    use rand_chacha::ChaCha8Rng;
     use std::sync::atomic::{AtomicBool, Ordering};
 
     const BURST: usize = 32;
@@ -87,6 +89,15 @@ mod app {
         /// Firewall bug `AT_NS:FOR_NS:CYCLES:FLOWS` (absolute mono ns).
         #[arg(long = "bug")]
         bugs: Vec<String>,
+        /// Loss injection `AT_NS:FOR_NS:THRESHOLD:INDEX`: drop a received
+        /// packet when a ChaCha8 draw (u32) is below THRESHOLD
+        /// (`inject::loss_threshold`), seeded by `inject::loss_seed(seed, INDEX)`.
+        #[arg(long = "loss")]
+        losses: Vec<String>,
+        /// Delay injection `AT_NS:FOR_NS:PER_PACKET_NS:INDEX`: busy-wait that
+        /// long before processing each received packet.
+        #[arg(long = "delay")]
+        delays: Vec<String>,
         /// mbufs in the pool.
         #[arg(long, default_value_t = 8191)]
         mbufs: u32,
@@ -104,9 +115,55 @@ mod app {
         /// inputs (0 = never); for NFs sharing a core.
         #[arg(long, default_value_t = 0)]
         yield_after: u32,
+        /// Instead of yielding, sleep this many microseconds once
+        /// `--yield-after` empty polls ran in a row (0 = yield). A sleeping
+        /// NF leaves its core to the others and is woken promptly by the
+        /// scheduler (the idea of DPDK's l3fwd-power), so NFs sharing a core
+        /// see far less scheduling delay than busy pollers. The generator
+        /// sleeps until its next packet is due, at most this long.
+        #[arg(long, default_value_t = 0)]
+        idle_sleep_us: u64,
+        /// NFs: process at most this many packets per second (0 = as fast
+        /// as the CPU allows). Each received batch of n packets occupies the
+        /// NF for n/PEAK_RATE seconds (paced on the TSC, yielding the core
+        /// meanwhile when `--yield-after` is set) before its output is sent,
+        /// so the NF's peak rate is known — the value the testbed writes into
+        /// the trace's topology — as long as the CPU-bound rate is higher
+        /// (statistics: `pace_wait_ns` is the time spent pacing).
+        #[arg(long, default_value_t = 0.0)]
+        peak_rate: f64,
+        /// Run the polling thread under SCHED_FIFO at this priority (0 =
+        /// normal scheduling): woken at once when its idle sleep ends instead
+        /// of waiting out other processes' time slices. Only sensible with
+        /// `--idle-sleep-us` (an NF that never sleeps would starve its core
+        /// but for the kernel's real-time throttling). While pacing to
+        /// `--peak-rate` it yields to other real-time NFs on its core.
+        #[arg(long, default_value_t = 0)]
+        realtime: i32,
+    }
+
+    /// Gives the core away after a run of empty polls: sleeps `idle_sleep_us`
+    /// when set, else yields.
+    fn idle(o: &Opts, us: u64) {
+        if o.idle_sleep_us > 0 {
+            std::thread::sleep(std::time::Duration::from_micros(us.min(o.idle_sleep_us)));
+        } else {
+            std::thread::yield_now();
+        }
     }
 
     static STOP: AtomicBool = AtomicBool::new(false);
+
+    /// CPU time of the calling thread, ns.
+    fn thread_cpu_ns() -> u64 {
+        let mut ts = libc::timespec {
+            tv_sec: 0,
+            tv_nsec: 0,
+        };
+        // SAFETY: clock_gettime writes into the timespec we own.
+        unsafe { libc::clock_gettime(libc::CLOCK_THREAD_CPUTIME_ID, &mut ts) };
+        ts.tv_sec as u64 * 1_000_000_000 + ts.tv_nsec as u64
+    }
 
     extern "C" fn on_signal(_: libc::c_int) {
         STOP.store(true, Ordering::Relaxed);
@@ -172,11 +229,148 @@ mod app {
         stall_real_ns: Vec<(u64, u64)>,
         /// When the firewall bug was armed (CLOCK_MONOTONIC ns).
         bug_real_ns: Option<u64>,
+        /// Time spent pacing to `--peak-rate` (0 without it; near 0 while
+        /// backlogged would mean the CPU, not the cap, set the rate).
+        pace_wait_ns: u64,
+        /// Packets dropped by loss injections (not in `dropped_nf`).
+        dropped_injected: u64,
+        /// Loss and delay windows as they really ran.
+        injected: Vec<InjectedReal>,
         /// CLOCK_MONOTONIC ns of the first packet received (NFs) or sent
         /// (generator), and of the end of the loop: the span throughput is
         /// measured over.
         first_ns: u64,
         last_ns: u64,
+        /// CPU time of the polling thread over the same span (ns): with
+        /// `rx`/`tx` it gives packets per CPU-second, which — unlike the
+        /// wall-clock rate — does not fall when other processes take the
+        /// core (the overhead benchmark's measure).
+        cpu_ns: u64,
+    }
+
+    /// A loss or delay window as it ran: `index` is the injection's index
+    /// on the command line of `ms-testbed` (the truth's fault id).
+    #[derive(Clone, Debug, serde::Serialize)]
+    struct InjectedReal {
+        index: u64,
+        kind: &'static str,
+        start_ns: u64,
+        end_ns: u64,
+        /// Packets dropped (loss) or delayed (delay) in the window.
+        packets: u64,
+    }
+
+    enum PacketFaultKind {
+        Loss {
+            threshold: u64,
+            rng: Box<ChaCha8Rng>,
+        },
+        Delay {
+            ticks: u64,
+        },
+    }
+
+    /// A per-packet injection (loss or delay): armed on CLOCK_MONOTONIC,
+    /// then active over a TSC window.
+    struct PacketFault {
+        index: u64,
+        at: Deadline,
+        for_ns: u64,
+        kind: PacketFaultKind,
+        /// (start, end) TSC once armed.
+        window: Option<(u64, u64)>,
+        real: Option<InjectedReal>,
+    }
+
+    fn packet_faults(o: &Opts, clock: &Clock) -> Result<Vec<PacketFault>> {
+        let mut v = Vec::new();
+        for s in &o.losses {
+            let [at, dur, threshold, index] = nums::<4>(s, "loss")?;
+            v.push(PacketFault {
+                index,
+                at: clock.deadline(at),
+                for_ns: dur,
+                kind: PacketFaultKind::Loss {
+                    threshold,
+                    rng: Box::new(ChaCha8Rng::seed_from_u64(inject::loss_seed(
+                        o.seed,
+                        index as usize,
+                    ))),
+                },
+                window: None,
+                real: None,
+            });
+        }
+        for s in &o.delays {
+            let [at, dur, per_packet_ns, index] = nums::<4>(s, "delay")?;
+            v.push(PacketFault {
+                index,
+                at: clock.deadline(at),
+                for_ns: dur,
+                kind: PacketFaultKind::Delay {
+                    ticks: (per_packet_ns as f64 * clock.hz / 1e9) as u64,
+                },
+                window: None,
+                real: None,
+            });
+        }
+        Ok(v)
+    }
+
+    /// Arms the faults whose time came; returns true when one is active at
+    /// `now` (the per-packet path is only taken then).
+    fn faults_active(faults: &mut [PacketFault], now: u64, clock: &Clock) -> bool {
+        let mut any = false;
+        for f in faults.iter_mut() {
+            match f.window {
+                None if f.at.reached(now) => {
+                    let start_ns = mono_ns();
+                    f.window = Some((now, now + (f.for_ns as f64 * clock.hz / 1e9) as u64));
+                    f.real = Some(InjectedReal {
+                        index: f.index,
+                        kind: match f.kind {
+                            PacketFaultKind::Loss { .. } => "loss",
+                            PacketFaultKind::Delay { .. } => "delay",
+                        },
+                        start_ns,
+                        end_ns: start_ns + f.for_ns,
+                        packets: 0,
+                    });
+                    any = true;
+                }
+                Some((s, e)) if now >= s && now < e => any = true,
+                _ => {}
+            }
+        }
+        any
+    }
+
+    /// Applies the active faults to one packet; false means drop it.
+    #[inline]
+    fn apply_faults(faults: &mut [PacketFault], now: u64) -> bool {
+        for f in faults.iter_mut() {
+            let Some((s, e)) = f.window else { continue };
+            if now < s || now >= e {
+                continue;
+            }
+            let real = f.real.as_mut().expect("armed with its record");
+            match &mut f.kind {
+                PacketFaultKind::Loss { threshold, rng } => {
+                    if (rng.next_u32() as u64) < *threshold {
+                        real.packets += 1;
+                        return false;
+                    }
+                }
+                PacketFaultKind::Delay { ticks } => {
+                    let t = rt::rdtsc();
+                    while rt::rdtsc() < t + *ticks {
+                        std::hint::spin_loop();
+                    }
+                    real.packets += 1;
+                }
+            }
+        }
+        true
     }
 
     struct Outs {
@@ -264,6 +458,25 @@ mod app {
         }
 
         rt::eal_init(&eal)?;
+        if o.realtime > 0 {
+            let p = libc::sched_param {
+                sched_priority: o.realtime,
+            };
+            // SAFETY: sched_setscheduler on this thread with a valid param.
+            if unsafe { libc::sched_setscheduler(0, libc::SCHED_FIFO, &p) } != 0 {
+                eprintln!(
+                    "ms-nf: SCHED_FIFO {} refused ({}); normal scheduling",
+                    o.realtime,
+                    std::io::Error::last_os_error()
+                );
+            }
+        }
+        if o.idle_sleep_us > 0 {
+            // Sleeps of a few µs would otherwise be rounded up by the
+            // default 50 µs timer slack.
+            // SAFETY: prctl with PR_SET_TIMERSLACK takes an integer argument.
+            unsafe { libc::prctl(libc::PR_SET_TIMERSLACK, 1_000 as libc::c_ulong) };
+        }
         // SAFETY: installs async-signal-safe handlers that only store to an atomic.
         unsafe {
             libc::signal(libc::SIGINT, on_signal as *const () as libc::sighandler_t);
@@ -367,10 +580,20 @@ mod app {
             }
             None => None,
         };
+        let mut faults = packet_faults(o, clock)?;
+        let pace_ticks = if o.peak_rate > 0.0 {
+            clock.hz / o.peak_rate
+        } else {
+            0.0
+        };
+        // The NF is busy (serving earlier packets at the peak rate) until then.
+        let mut busy_until = 0u64;
         let mut bufs: [Mbuf; BURST] = [std::ptr::null_mut(); BURST];
         let mut empty_run = 0u32;
+        let mut cpu0 = 0u64;
         while !STOP.load(Ordering::Relaxed) {
             let now = rt::rdtsc();
+            let faulty = !faults.is_empty() && faults_active(&mut faults, now, clock);
             if let Some((d, dur)) = stalls.last().copied() {
                 if d.reached(now) {
                     // The interrupt: no polling at all for `dur` (the CPU is
@@ -392,33 +615,62 @@ mod app {
                     bug_arm = None;
                 }
             }
-            let mut got_any = false;
+            let mut got = 0usize;
             for &port in inputs {
                 let n = rt::rx(port, &mut bufs);
                 if n == 0 {
                     continue;
                 }
-                got_any = true;
+                got += n;
                 if st.rx == 0 {
                     st.first_ns = mono_ns();
+                    cpu0 = thread_cpu_ns();
                 }
                 st.rx += n as u64;
                 for &m in &bufs[..n] {
+                    if faulty && !apply_faults(&mut faults, now) {
+                        rt::free(&[m]);
+                        st.dropped_injected += 1;
+                        continue;
+                    }
                     process_one(&mut proc_, m, outs, st);
                 }
             }
+            if got > 0 && pace_ticks > 0.0 {
+                busy_until = busy_until.max(now) + (got as f64 * pace_ticks) as u64;
+                let t = rt::rdtsc();
+                if t < busy_until {
+                    st.pace_wait_ns += ((busy_until - t) as f64 * 1e9 / clock.hz) as u64;
+                    // Busy, as a slower NF would be: at most 32 packets'
+                    // worth (tens of µs), and only while backlogged. (A
+                    // yield here hands the core to whatever else runs for a
+                    // whole time slice, milliseconds on a loaded machine.)
+                    // Under SCHED_FIFO a yield only lets other real-time
+                    // NFs of this core run, which is what sharing it needs.
+                    while rt::rdtsc() < busy_until {
+                        if o.realtime > 0 {
+                            // SAFETY: sched_yield has no preconditions.
+                            unsafe { libc::sched_yield() };
+                        } else {
+                            std::hint::spin_loop();
+                        }
+                    }
+                }
+            }
             outs.flush(st);
-            if got_any {
+            if got > 0 {
                 empty_run = 0;
             } else if o.yield_after > 0 {
                 empty_run += 1;
                 if empty_run >= o.yield_after {
                     empty_run = 0;
-                    std::thread::yield_now();
+                    idle(o, o.idle_sleep_us);
                 }
             }
         }
         st.last_ns = mono_ns();
+        st.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
+        st.injected = faults.into_iter().filter_map(|f| f.real).collect();
         Ok(())
     }
 
@@ -508,7 +760,7 @@ mod app {
                 Ok(Burst {
                     at: clock.deadline(at),
                     remaining: packets,
-                    ipids: vec![0; frames.len()],
+                    ipids: inject::burst_ipid_starts(o.seed, index as usize, flows as u32),
                     frames,
                     next: 0,
                 })
@@ -520,6 +772,7 @@ mod app {
         }
         let t0 = rt::rdtsc();
         st.first_ns = mono_ns();
+        let cpu0 = thread_cpu_ns();
         let hz = clock.hz;
         let end = (o.duration_ns > 0)
             .then(|| clock.deadline(o.start_at_ns.max(mono_ns()) + o.duration_ns));
@@ -566,7 +819,15 @@ mod app {
             }
             if n == 0 && from_burst == 0 {
                 if o.yield_after > 0 {
-                    std::thread::yield_now();
+                    // Until the next send is due: the batch fills, or the
+                    // 200 µs flush comes.
+                    let to_batch = (o.gen_batch.max(1) - backlog) as f64 / o.rate * 1e6;
+                    let to_flush = if backlog > 0 {
+                        (last_send + flush_ticks).saturating_sub(now) as f64 / hz * 1e6
+                    } else {
+                        f64::INFINITY
+                    };
+                    idle(o, to_batch.min(to_flush).max(1.0) as u64);
                 }
                 continue;
             }
@@ -614,6 +875,7 @@ mod app {
             sched += n as u64;
         }
         st.last_ns = mono_ns();
+        st.cpu_ns = thread_cpu_ns().saturating_sub(cpu0);
         Ok(())
     }
 }
