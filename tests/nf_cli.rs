@@ -282,3 +282,147 @@ fn top_reads_poll_counters_from_ring_headers() {
     assert!((busy - 0.5).abs() < 0.01, "busy share {busy}");
     assert!(v["metrics"]["shim.polls"].as_f64().unwrap() > 100.0);
 }
+
+/// Issue #8: "Microscope's diagnosis can annotate an NF-local culprit with
+/// the anomaly detector's verdict for that NF and time".
+#[test]
+fn nf_annotate_gives_the_verdict_for_an_nf_and_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let rows = dir.path().join("rows.jsonl");
+    synthetic_campaign(&rows);
+    let model = dir.path().join("anomaly.json");
+    run_ok(
+        bin()
+            .args(["nf", "train", "--kind", "anomaly", "--smooth", "2"])
+            .args(["--baseline-window", "5", "--rows"])
+            .arg(&rows)
+            .arg("-o")
+            .arg(&model),
+    );
+    let m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&model).unwrap()).unwrap();
+    assert_eq!(
+        (m["smooth_window"].as_u64(), m["baseline_window"].as_u64()),
+        (Some(2), Some(5))
+    );
+    // Recorded samples of NF fw2 with CLOCK_MONOTONIC times: 500 ms rows
+    // ending at T0 + i·500 ms, CPU contention in rows 10..20.
+    let samples = dir.path().join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    let t0: u64 = 7_000_000_000_000;
+    let step: u64 = 500_000_000;
+    let nf_rows: Vec<Row> = (0..30u64)
+        .map(|i| {
+            let on = (10..20).contains(&i);
+            let w = ((i * 7) % 5) as f64 * 0.01;
+            let mut r = Row::new("fw2", i as f64 * 0.5, Some(0.5));
+            r.mono_ns = Some(t0 + i * step);
+            r.set("proc.wait_share", Some(if on { 0.7 } else { 0.1 } + w));
+            r.set("host.psi_io_some", Some(0.01 + w));
+            r.set("host.mem_available_bytes", Some(3e9 + w * 1e8));
+            r
+        })
+        .collect();
+    write_jsonl(&samples.join("fw2.jsonl"), &nf_rows).unwrap();
+    let ask = |nf: &str, from: u64, to: u64| {
+        run_ok(
+            bin()
+                .args(["nf", "annotate", "--samples"])
+                .arg(&samples)
+                .arg("--model")
+                .arg(&model)
+                .args([
+                    "--nf",
+                    nf,
+                    "--from-ns",
+                    &from.to_string(),
+                    "--to-ns",
+                    &to.to_string(),
+                ]),
+        )
+    };
+    // A culprit window inside row 15 (the fault).
+    let out = ask(
+        "fw2",
+        t0 + 14 * step + 100_000_000,
+        t0 + 14 * step + 300_000_000,
+    );
+    assert!(out.starts_with("fw2: CPU contention detected"), "{out}");
+    assert!(out.contains("tier process+host"), "{out}");
+    // Inside row 5 (normal).
+    let out = ask(
+        "fw2",
+        t0 + 4 * step + 100_000_000,
+        t0 + 4 * step + 300_000_000,
+    );
+    assert!(out.starts_with("fw2: no anomaly detected"), "{out}");
+    // Missing is missing: another NF, or before the samples.
+    let out = ask("nat1", t0 + 14 * step, t0 + 15 * step);
+    assert!(out.contains("no NF samples for nat1"), "{out}");
+    let out = ask("fw2", t0 - 10 * step, t0 - 9 * step);
+    assert!(out.contains("no NF samples"), "{out}");
+}
+
+#[test]
+fn nf_record_samples_every_nf_of_a_ring_dir_with_monotonic_times() {
+    use collector::ring::{Producer, RingConfig, RingIdentity};
+    use collector::{Direction, Role};
+    let dir = tempfile::tempdir().unwrap();
+    let rings = dir.path().join("rings");
+    std::fs::create_dir(&rings).unwrap();
+    let mut nf = Command::new("sleep").arg("10").spawn().unwrap();
+    let identity = RingIdentity {
+        nf: "nat1".into(),
+        nf_type: "nat".into(),
+        role: Role::Nf,
+        port: 0,
+        queue: 0,
+        direction: Direction::Rx,
+        host: "test".into(),
+        carries_tuples: false,
+        pid: nf.id(),
+        created_ns: 1,
+        tsc_hz_hint: None,
+    };
+    let mut cfg = RingConfig::new(identity);
+    cfg.data_size = 1 << 16;
+    let mut p = Producer::create(&rings.join("nat1-rx0.ring"), &cfg).unwrap();
+    let out = dir.path().join("samples");
+    let rec = bin()
+        .args([
+            "nf",
+            "record",
+            "--count",
+            "3",
+            "--interval-ms",
+            "400",
+            "--ring-dir",
+        ])
+        .arg(&rings)
+        .arg("--out")
+        .arg(&out)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    // Poll while the recorder samples: one poll in four is non-empty.
+    let t = std::time::Instant::now();
+    let mut i = 0u32;
+    while t.elapsed() < std::time::Duration::from_millis(2000) {
+        p.note_poll(if i.is_multiple_of(4) { 32 } else { 0 });
+        i += 1;
+        if i.is_multiple_of(1000) {
+            std::thread::sleep(std::time::Duration::from_millis(1));
+        }
+    }
+    let o = rec.wait_with_output().unwrap();
+    let _ = nf.kill();
+    let _ = nf.wait();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stdout));
+    let rows = nfmon::schema::read_jsonl(&out.join("nat1.jsonl")).unwrap();
+    assert_eq!(rows.len(), 3);
+    assert!(rows
+        .iter()
+        .all(|r| r.source == "nat1" && r.mono_ns.is_some()));
+    let busy = rows[1].get("shim.busy_share").unwrap();
+    assert!((busy - 0.25).abs() < 0.01, "busy share {busy}");
+}

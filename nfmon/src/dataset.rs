@@ -186,14 +186,17 @@ impl Dataset {
     }
 
     /// Each row's run: the part of its series name before `#` (as
-    /// [`crate::train::series_from_rows`] names series), numbered in
-    /// first-seen order.
+    /// [`crate::train::series_from_rows`] names series) and before `@` (a
+    /// source `RUN@NF` is one NF of a multi-NF run), numbered in first-seen
+    /// order.
     pub fn run_ids(&self) -> Vec<usize> {
         let mut runs: Vec<&str> = Vec::new();
         self.series
             .iter()
             .map(|&s| {
-                let r = self.series_names[s].split('#').next().unwrap_or("");
+                let name = self.series_names[s].split('#').next().unwrap_or("");
+                // `RUN@NF` sources (one per NF of a multi-NF run) share the run.
+                let r = name.split_once('@').map_or(name, |(run, _)| run);
                 match runs.iter().position(|x| *x == r) {
                     Some(i) => i,
                     None => {

@@ -20,12 +20,21 @@
 //!    and [`campaign`] produce labelled data on this machine with a
 //!    busy-polling stand-in NF ([`standin`]) that publishes the shim's
 //!    poll counters; [`train`] turns labelled rows into any model.
+//!    [`chain_campaign`] runs the same kind of campaign on the real DPDK
+//!    chain (`ms-testbed`): packet loss and added per-packet latency
+//!    injected inside an NF, every chain NF sampled (including its shim
+//!    rings' header counters), labels from the run's `truth.json`.
 //! 3. **Models** saved as documented JSON files ([`model`]), used by
 //!    `microscope nf` and `microscope top`.
+//! 4. **Diagnosis annotation** ([`annotate`]): the anomaly detector's
+//!    verdict for one NF over one time window of a diagnosis. Sampled rows
+//!    carry `CLOCK_MONOTONIC` end times ([`clock`]), the clock of
+//!    calibrated trace times and of the testbed's ground truth; [`record`]
+//!    samples every NF of a shim ring directory next to a trace.
 //!
 //! Unsafe code is confined to [`perf`] (the `perf_event_open` system call
-//! and adopting its descriptor) and one `kill(2)` in [`campaign`], each with
-//! a `// SAFETY:` comment.
+//! and adopting its descriptor), one `kill(2)` in [`campaign`] and one
+//! `clock_gettime(2)` in [`clock`], each with a `// SAFETY:` comment.
 //!
 //! Invariants: every metric name carries its tier prefix (`hw.`, `sw.`,
 //! `proc.`, `cg.`, `host.`, `shim.`) and every result reports the tiers of the
@@ -36,7 +45,10 @@
 #![deny(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod annotate;
 pub mod campaign;
+pub mod chain_campaign;
+pub mod clock;
 pub mod dataset;
 pub mod error;
 pub mod forest;
@@ -46,6 +58,7 @@ pub mod model;
 pub mod perf;
 pub mod probe;
 pub mod procfs;
+pub mod record;
 pub mod sampler;
 pub mod schema;
 pub mod standin;

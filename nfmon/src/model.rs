@@ -10,6 +10,7 @@
 //!   "label": "…",                      // what the output means / how labels were made
 //!   "trained_on": "…",                 // data description
 //!   "baseline_window": 40,             // optional: inputs `<metric>~dev` need the last 40 rows
+//!   "smooth_window": 2,                // optional: inputs `<metric>~avg` = mean of the last 2 rows
 //!   "model": { "kind": "utilization" | "classifier" | "onoff" | "regime" | "anomaly", … }
 //! }
 //! ```
@@ -77,6 +78,11 @@ pub struct ModelFile {
     /// before [`ModelFile::apply`].
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline_window: Option<usize>,
+    /// When set, the model's `<metric>~avg` inputs are means over the last N
+    /// rows of the same source ([`crate::train::add_smoothed_features`],
+    /// applied before the deviations).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub smooth_window: Option<usize>,
     /// The estimator.
     pub model: ModelBody,
 }
@@ -142,8 +148,21 @@ impl ModelFile {
             label: label.into(),
             trained_on: trained_on.into(),
             baseline_window: None,
+            smooth_window: None,
             model,
         }
+    }
+
+    /// Apply the model's feature transforms ([`crate::train::prepare_rows`])
+    /// to rows in time order (several sources may be interleaved).
+    pub fn prepare(&self, rows: &[Row]) -> Vec<Row> {
+        crate::train::prepare_rows(rows, self.smooth_window, self.baseline_window)
+    }
+
+    /// Rows of history a live user must keep (current row included) for
+    /// [`ModelFile::prepare`] to give the last row its full inputs.
+    pub fn history_rows(&self) -> usize {
+        self.baseline_window.unwrap_or(0) + self.smooth_window.unwrap_or(1)
     }
 
     /// Save as pretty JSON.

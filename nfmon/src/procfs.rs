@@ -117,6 +117,45 @@ pub struct ProcSnapshot {
     pub io: Option<[f64; 6]>,
     /// Threads in state R.
     pub running: usize,
+    /// Per thread id, the cumulative counters in [`TASK_COUNTERS`] order.
+    pub tasks: std::collections::BTreeMap<u32, [Option<f64>; 9]>,
+}
+
+/// The per-thread cumulative counters of [`ProcSnapshot::tasks`], in order
+/// (times in seconds / ns as in the summed fields).
+pub const TASK_COUNTERS: [&str; 9] = [
+    "utime_s",
+    "stime_s",
+    "minflt",
+    "majflt",
+    "run_ns",
+    "wait_ns",
+    "slices",
+    "vol_cs",
+    "nonvol_cs",
+];
+
+impl ProcSnapshot {
+    /// Per counter, the sum over threads present in both snapshots of
+    /// `later − self`. Threads that started or exited in between do not
+    /// count (a sum over live threads would drop when a thread exits);
+    /// `None` when no common thread had the counter.
+    pub fn thread_delta(&self, later: &ProcSnapshot) -> [Option<f64>; 9] {
+        let mut out = [None; 9];
+        for (tid, b) in &later.tasks {
+            let Some(a) = self.tasks.get(tid) else {
+                continue;
+            };
+            for i in 0..9 {
+                if let (Some(x), Some(y)) = (a[i], b[i]) {
+                    if y >= x {
+                        out[i] = Some(out[i].unwrap_or(0.0) + (y - x));
+                    }
+                }
+            }
+        }
+        out
+    }
 }
 
 fn read(path: &Path) -> Result<String> {
@@ -174,6 +213,20 @@ pub fn snapshot(pid: u32) -> Result<ProcSnapshot> {
         add(&mut s.slices, sched.map(|x| x.2 as f64), first);
         add(&mut s.vol_cs, kv("voluntary_ctxt_switches"), first);
         add(&mut s.nonvol_cs, kv("nonvoluntary_ctxt_switches"), first);
+        s.tasks.insert(
+            tid,
+            [
+                Some(st.utime as f64 / CLK_TCK),
+                Some(st.stime as f64 / CLK_TCK),
+                Some(st.minflt as f64),
+                Some(st.majflt as f64),
+                sched.map(|x| x.0 as f64),
+                sched.map(|x| x.1 as f64),
+                sched.map(|x| x.2 as f64),
+                kv("voluntary_ctxt_switches"),
+                kv("nonvoluntary_ctxt_switches"),
+            ],
+        );
         if st.state == 'R' {
             s.running += 1;
         }
@@ -216,9 +269,73 @@ pub fn comm(pid: u32) -> Option<String> {
         .map(|s| s.trim().to_string())
 }
 
+/// The parent pid from a `stat` line (field 4, counted after the last `)`).
+pub fn parse_ppid(text: &str) -> Option<u32> {
+    let close = text.rfind(')')?;
+    text[close + 1..].split_whitespace().nth(1)?.parse().ok()
+}
+
+/// The processes whose parent is `pid` (a scan of `/proc`; processes that
+/// exit during the scan are skipped).
+pub fn children(pid: u32) -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    let mut v: Vec<u32> = rd
+        .filter_map(|e| e.ok()?.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|c| {
+            std::fs::read_to_string(format!("/proc/{c}/stat"))
+                .ok()
+                .and_then(|t| parse_ppid(&t))
+                == Some(pid)
+        })
+        .collect();
+    v.sort_unstable();
+    v
+}
+
+/// One variable of a process's initial environment (`/proc/PID/environ`,
+/// readable for processes of the same user). `None` also for a process
+/// still inside `execve` (its environment reads empty for a moment): ask
+/// again later.
+pub fn environ_var(pid: u32, key: &str) -> Option<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).ok()?;
+    raw.split(|&b| b == 0).find_map(|kv| {
+        let kv = std::str::from_utf8(kv).ok()?;
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_string())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn children_and_environment_of_a_spawned_process() {
+        let mut c = std::process::Command::new("sleep")
+            .arg("5")
+            .env("NFMON_TEST_VAR", "fw 1=x")
+            .spawn()
+            .unwrap();
+        let me = std::process::id();
+        let kids = children(me);
+        let ok = kids.contains(&c.id());
+        // Right after spawn the kernel may still be setting up the new
+        // image: environ reads empty for a moment (callers retry).
+        let t = std::time::Instant::now();
+        let mut var = None;
+        while var.is_none() && t.elapsed() < std::time::Duration::from_secs(3) {
+            var = environ_var(c.id(), "NFMON_TEST_VAR");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        let _ = c.kill();
+        let _ = c.wait();
+        assert!(ok, "{kids:?} lacks {}", c.id());
+        assert_eq!(var.as_deref(), Some("fw 1=x"));
+        assert_eq!(environ_var(me, "NFMON_NO_SUCH_VAR_42"), None);
+        assert_eq!(parse_ppid("12 (a) b) S 77 1 1"), Some(77));
+    }
 
     #[test]
     fn stat_with_spaces_and_parens_in_comm() {

@@ -7,6 +7,9 @@
 //! their current value). A tier that is absent yields its metric names with
 //! `None` values, so every row of a run has the same columns.
 //!
+//! Every row carries `mono_ns`, the `CLOCK_MONOTONIC` reading taken with
+//! the interval's end snapshot (the clock of trace times, [`crate::clock`]).
+//!
 //! Threads created after the sampler started are picked up at the next
 //! sample and contribute from the interval after that; counts of a thread
 //! that exits during an interval are lost for that interval.
@@ -17,6 +20,8 @@ use crate::perf::{self, Group};
 use crate::procfs::{self, ProcSnapshot};
 use crate::schema::Row;
 use crate::standin;
+use collector::ring::{layout, Observer, RingCounters, TrustPolicy, RING_SUFFIX};
+use collector::Direction;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -41,6 +46,7 @@ impl Default for SamplerConfig {
 
 struct Snap {
     at: Instant,
+    mono_ns: u64,
     proc: ProcSnapshot,
     sw: BTreeMap<u32, Vec<Option<f64>>>,
     hw: BTreeMap<u32, Vec<Option<f64>>>,
@@ -49,6 +55,69 @@ struct Snap {
     stat: Option<[f64; 6]>,
     mem_avail: Option<f64>,
     shim: Option<standin::Counters>,
+    rings: BTreeMap<PathBuf, (Direction, RingCounters)>,
+}
+
+// Anchors and batch records share the fixed size, so every record's fixed
+// part is `BATCH_FIXED_SIZE` bytes of `head` (see [`ring_metrics`]).
+const _: () = assert!(layout::ANCHOR_SIZE == layout::BATCH_FIXED_SIZE);
+
+/// The `shim.` metrics of one NF from its rings' header counters at the
+/// start and end of an interval of `dt` seconds: `(direction, before,
+/// after)` per ring present at both ends. Sets, per second:
+/// `shim.rx_batches` / `shim.tx_batches` (records committed, anchors
+/// included), `shim.rx_pkt_slots` / `shim.tx_pkt_slots` (packet slots
+/// written: a batch record is 32 bytes plus 2 bytes per packet rounded up
+/// to 8 bytes, so (Δhead − 32·Δrecords) / 2 counts packets rounded up to a
+/// multiple of 4 per batch), `shim.polls`, `shim.empty_polls`,
+/// `shim.records_lost`; and the ratios `shim.busy_share` (non-empty polls),
+/// `shim.tx_per_rx` (tx records per rx record) and `shim.tx_per_rx_pkt`
+/// (tx packet slots per rx packet slot: packets an NF drops are missing on
+/// its tx side). With no ring pair every value is missing.
+pub fn ring_metrics(pairs: &[(Direction, RingCounters, RingCounters)], dt: f64, row: &mut Row) {
+    let (mut rx, mut tx, mut rxp, mut txp, mut polls, mut empty, mut lost) =
+        (0.0, 0.0, 0.0, 0.0, 0.0, 0.0, 0.0);
+    let d = |x: u64, y: u64| y.saturating_sub(x) as f64;
+    for (dir, a, b) in pairs {
+        let recs = d(a.next_seq, b.next_seq);
+        let slots = ((d(a.head, b.head) - recs * layout::BATCH_FIXED_SIZE as f64) / 2.0).max(0.0);
+        match dir {
+            Direction::Rx => {
+                rx += recs;
+                rxp += slots;
+            }
+            Direction::Tx => {
+                tx += recs;
+                txp += slots;
+            }
+        }
+        polls += d(a.polls, b.polls);
+        empty += d(a.empty_polls, b.empty_polls);
+        lost += d(a.lost_full, b.lost_full) + d(a.lost_too_big, b.lost_too_big);
+    }
+    let any = !pairs.is_empty() && dt > 0.0;
+    let v = |x: f64| any.then(|| x / dt);
+    row.set("shim.rx_batches", v(rx));
+    row.set("shim.tx_batches", v(tx));
+    row.set("shim.rx_pkt_slots", v(rxp));
+    row.set("shim.tx_pkt_slots", v(txp));
+    row.set("shim.polls", v(polls));
+    row.set("shim.empty_polls", v(empty));
+    row.set("shim.records_lost", v(lost));
+    row.set(
+        "shim.busy_share",
+        (any && polls > 0.0).then(|| 1.0 - empty / polls),
+    );
+    row.set("shim.tx_per_rx", (any && rx > 0.0).then(|| tx / rx));
+    row.set("shim.tx_per_rx_pkt", (any && rxp > 0.0).then(|| txp / rxp));
+}
+
+/// The Microscope shim's rings of one process, watched through their
+/// headers only (read-only [`Observer`]s: nothing is consumed).
+struct RingWatch {
+    dir: PathBuf,
+    open: Vec<Observer>,
+    trust: TrustPolicy,
 }
 
 /// Samples one process.
@@ -65,6 +134,7 @@ pub struct Sampler {
     pub sw_absent: Option<String>,
     cg: Option<CgroupPaths>,
     shim_path: Option<PathBuf>,
+    rings: Option<RingWatch>,
     last: Snap,
 }
 
@@ -86,8 +156,10 @@ impl Sampler {
             sw_absent: (!cfg.software).then(|| "not requested".to_string()),
             cg: host::cgroup_paths(pid),
             shim_path: None,
+            rings: None,
             last: Snap {
                 at: Instant::now(),
+                mono_ns: 0,
                 proc: ProcSnapshot::default(),
                 sw: BTreeMap::new(),
                 hw: BTreeMap::new(),
@@ -96,6 +168,7 @@ impl Sampler {
                 stat: None,
                 mem_avail: None,
                 shim: None,
+                rings: BTreeMap::new(),
             },
         };
         s.last = s.snap()?;
@@ -108,6 +181,50 @@ impl Sampler {
         self.last.shim = standin::read_counters(&path).ok();
         self.shim_path = Some(path);
         self
+    }
+
+    /// Also read the shim's ring headers in `dir` (every `*.ring` whose
+    /// producer is this process, rescanned at every sample) into the `shim.`
+    /// tier ([`ring_metrics`]).
+    pub fn with_rings(mut self, dir: PathBuf) -> Sampler {
+        self.rings = Some(RingWatch {
+            dir,
+            open: Vec::new(),
+            trust: TrustPolicy::current_user(),
+        });
+        self.last.rings = self.ring_counters();
+        self
+    }
+
+    fn ring_counters(&mut self) -> BTreeMap<PathBuf, (Direction, RingCounters)> {
+        let pid = self.pid;
+        let Some(w) = self.rings.as_mut() else {
+            return BTreeMap::new();
+        };
+        if let Ok(rd) = std::fs::read_dir(&w.dir) {
+            for e in rd.flatten() {
+                let p = e.path();
+                if !p.to_string_lossy().ends_with(RING_SUFFIX)
+                    || w.open.iter().any(|o| o.path() == p)
+                {
+                    continue;
+                }
+                // A ring being created or of another process is skipped; a
+                // ring of ours that is not yet valid is retried next time.
+                if let Ok(o) = Observer::open(&p, &w.trust) {
+                    if o.identity().pid == pid {
+                        w.open.push(o);
+                    }
+                }
+            }
+        }
+        w.open
+            .iter()
+            .filter_map(|o| {
+                let c = o.counters().ok()?;
+                Some((o.path().to_path_buf(), (o.identity().direction, c)))
+            })
+            .collect()
     }
 
     /// The process id.
@@ -152,8 +269,10 @@ impl Sampler {
         let sw = read_all(&mut self.sw);
         let hw = read_all(&mut self.hw);
         let proc = procfs::snapshot(self.pid)?;
+        let rings = self.ring_counters();
         Ok(Snap {
             at: Instant::now(),
+            mono_ns: crate::clock::mono_ns(),
             proc,
             sw,
             hw,
@@ -165,6 +284,7 @@ impl Sampler {
                 .shim_path
                 .as_ref()
                 .and_then(|p| standin::read_counters(p).ok()),
+            rings,
         })
     }
 
@@ -179,6 +299,7 @@ impl Sampler {
         }
         let t = now.at.duration_since(self.start).as_secs_f64();
         let mut row = Row::new(self.name.clone(), t, Some(dt));
+        row.mono_ns = Some(now.mono_ns);
         let rate = |a: Option<f64>, b: Option<f64>| delta(a, b).map(|d| d / dt);
 
         // perf tiers: sum per-thread deltas over threads present in both.
@@ -224,18 +345,19 @@ impl Sampler {
         );
 
         let (p, q) = (&prev.proc, &now.proc);
-        row.set("proc.cpu_user", rate(p.utime_s, q.utime_s));
-        row.set("proc.cpu_system", rate(p.stime_s, q.stime_s));
-        row.set("proc.run_share", rate(p.run_ns, q.run_ns).map(|v| v / 1e9));
-        row.set(
-            "proc.wait_share",
-            rate(p.wait_ns, q.wait_ns).map(|v| v / 1e9),
-        );
-        row.set("proc.timeslices", rate(p.slices, q.slices));
-        row.set("proc.minflt", rate(p.minflt, q.minflt));
-        row.set("proc.majflt", rate(p.majflt, q.majflt));
-        row.set("proc.vol_cs", rate(p.vol_cs, q.vol_cs));
-        row.set("proc.nonvol_cs", rate(p.nonvol_cs, q.nonvol_cs));
+        // Per-thread deltas over threads alive at both ends, so a thread
+        // exiting mid-run does not make the process's sums go backwards.
+        let td = p.thread_delta(q);
+        let r = |i: usize| td[i].map(|v| v / dt);
+        row.set("proc.cpu_user", r(0));
+        row.set("proc.cpu_system", r(1));
+        row.set("proc.run_share", r(4).map(|v| v / 1e9));
+        row.set("proc.wait_share", r(5).map(|v| v / 1e9));
+        row.set("proc.timeslices", r(6));
+        row.set("proc.minflt", r(2));
+        row.set("proc.majflt", r(3));
+        row.set("proc.vol_cs", r(7));
+        row.set("proc.nonvol_cs", r(8));
         row.set("proc.rss_bytes", q.rss_bytes);
         row.set("proc.threads", Some(q.threads as f64));
         row.set("proc.running_threads", Some(q.running as f64));
@@ -308,6 +430,16 @@ impl Sampler {
                 },
             );
         }
+        if self.rings.is_some() {
+            // Rings present in both snapshots; a ring that appeared during
+            // the interval counts from the next one.
+            let pairs: Vec<(Direction, RingCounters, RingCounters)> = now
+                .rings
+                .iter()
+                .filter_map(|(p, (dir, b))| Some((*dir, prev.rings.get(p)?.1, *b)))
+                .collect();
+            ring_metrics(&pairs, dt, &mut row);
+        }
         Ok(row)
     }
 
@@ -347,26 +479,81 @@ impl Sampler {
 mod tests {
     use super::*;
 
+    fn counters(head: u64, seq: u64, polls: u64, empty: u64) -> RingCounters {
+        RingCounters {
+            head,
+            tail: 0,
+            next_seq: seq,
+            lost_full: 0,
+            lost_too_big: 0,
+            polls,
+            empty_polls: empty,
+        }
+    }
+
+    #[test]
+    fn ring_metrics_count_packet_slots_from_head_bytes() {
+        // rx: 10 batches of 16 packets (32 + 32 bytes each); tx: 10 batches
+        // of 6 packets (32 + align8(12) = 48 bytes each): 60% dropped.
+        let pairs = [
+            (
+                Direction::Rx,
+                counters(1000, 5, 100, 50),
+                counters(1000 + 10 * 64, 15, 200, 140),
+            ),
+            (
+                Direction::Tx,
+                counters(0, 0, 0, 0),
+                counters(10 * 48, 10, 0, 0),
+            ),
+        ];
+        let mut row = Row::new("x", 1.0, Some(0.5));
+        ring_metrics(&pairs, 0.5, &mut row);
+        assert_eq!(row.get("shim.rx_batches"), Some(20.0));
+        assert_eq!(row.get("shim.rx_pkt_slots"), Some(320.0));
+        // 6 packets occupy 8 slots (rounded up to a multiple of 4).
+        assert_eq!(row.get("shim.tx_pkt_slots"), Some(160.0));
+        assert_eq!(row.get("shim.tx_per_rx_pkt"), Some(0.5));
+        assert_eq!(row.get("shim.tx_per_rx"), Some(1.0));
+        assert!((row.get("shim.busy_share").unwrap() - 0.1).abs() < 1e-12);
+        // No ring pair: every shim metric present and missing (never 0).
+        let mut empty = Row::new("x", 1.0, Some(0.5));
+        ring_metrics(&[], 0.5, &mut empty);
+        assert!(empty.values.contains_key("shim.rx_batches"));
+        assert_eq!(empty.get("shim.rx_batches"), None);
+        assert_eq!(empty.get("shim.busy_share"), None);
+    }
+
     #[test]
     fn samples_self_with_stable_columns() {
-        let mut s = Sampler::new(std::process::id(), "self", SamplerConfig::default()).unwrap();
-        let spin = std::thread::spawn(|| {
-            let t = Instant::now();
+        // The spinner exists at both ends of the first interval (per-thread
+        // deltas count threads alive at both ends).
+        let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let st = stop.clone();
+        let spin = std::thread::spawn(move || {
             let mut x = 1u64;
-            while t.elapsed() < Duration::from_millis(150) {
+            while !st.load(std::sync::atomic::Ordering::Relaxed) {
                 x = x.wrapping_mul(3).wrapping_add(1);
             }
             x
         });
+        std::thread::sleep(Duration::from_millis(20));
+        let mut s = Sampler::new(std::process::id(), "self", SamplerConfig::default()).unwrap();
         std::thread::sleep(Duration::from_millis(200));
-        std::hint::black_box(spin.join().unwrap());
         let r1 = s.sample().unwrap();
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        std::hint::black_box(spin.join().unwrap());
         let r2 = s.sample().unwrap();
         assert_eq!(
             r1.values.keys().collect::<Vec<_>>(),
             r2.values.keys().collect::<Vec<_>>()
         );
         assert!(r1.interval_s.unwrap() > 0.15);
+        // CLOCK_MONOTONIC end times, one interval apart.
+        let (m1, m2) = (r1.mono_ns.unwrap(), r2.mono_ns.unwrap());
+        let gap = (m2 - m1) as f64 / 1e9;
+        assert!((gap - r2.interval_s.unwrap()).abs() < 0.005, "{gap}");
+        assert!(m2 <= crate::clock::mono_ns());
         // The spinning thread burnt CPU during the first interval.
         let cpu = r1.get("proc.run_share").or(r1.get("proc.cpu_user"));
         assert!(cpu.unwrap_or(0.0) > 0.05, "{:?}", r1.values);

@@ -22,6 +22,10 @@
 //!
 //! Counters are always turned into per-second rates over the row's interval,
 //! so rows taken at different intervals are comparable.
+//!
+//! Live-sampled rows also carry `mono_ns`, the `CLOCK_MONOTONIC` time of the
+//! interval's end, so they can be aligned with trace and ground-truth times
+//! ([`crate::clock`]). The field was added later: files without it still load.
 
 use crate::error::{NfmonError, Result};
 use serde::{Deserialize, Serialize};
@@ -130,6 +134,11 @@ pub struct Row {
     pub t_s: f64,
     /// Interval length in seconds, when known.
     pub interval_s: Option<f64>,
+    /// `CLOCK_MONOTONIC` nanoseconds at the end of the interval (the clock of
+    /// trace times and testbed ground truth, see [`crate::clock`]), when the
+    /// row was sampled live; absent in imported rows and older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub mono_ns: Option<u64>,
     /// Optional label (load level, fault type, …) attached by the importer or
     /// the campaign runner. Never used as a feature.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -145,6 +154,7 @@ impl Row {
             source: source.into(),
             t_s,
             interval_s,
+            mono_ns: None,
             label: None,
             values: BTreeMap::new(),
         }

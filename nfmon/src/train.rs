@@ -71,6 +71,8 @@ pub struct TrainOpts {
     /// Add rolling-baseline deviation features over this many past rows
     /// (recorded in the model; applied by whoever uses it).
     pub baseline_window: Option<usize>,
+    /// Add `<metric>~avg` features over this many rows (recorded likewise).
+    pub smooth_window: Option<usize>,
 }
 
 impl Default for TrainOpts {
@@ -87,6 +89,7 @@ impl Default for TrainOpts {
             trained_on: String::new(),
             forest: ForestParams::default(),
             baseline_window: None,
+            smooth_window: None,
         }
     }
 }
@@ -133,9 +136,9 @@ fn keep_fn(tiers: &[Tier]) -> impl Fn(&str) -> bool + '_ {
     move |n: &str| tiers.is_empty() || Tier::of_metric(n).is_some_and(|t| tiers.contains(&t))
 }
 
-/// Fit a model of `kind` on labelled series (for `opts.baseline_window`,
-/// the series' rows must already carry the deviation features: use
-/// [`add_deviation_features`] before [`series_from_rows`]).
+/// Fit a model of `kind` on labelled series (for `opts.baseline_window` /
+/// `opts.smooth_window`, the series' rows must already carry the derived
+/// features: use [`prepare_rows`] before [`series_from_rows`]).
 pub fn train(kind: Kind, series: &[Series], opts: &TrainOpts) -> Result<ModelFile> {
     let keep = keep_fn(&opts.tiers);
     let ds = Dataset::build(series, opts.features.as_deref(), &keep)?;
@@ -242,6 +245,7 @@ pub fn train(kind: Kind, series: &[Series], opts: &TrainOpts) -> Result<ModelFil
         body,
     );
     m.baseline_window = opts.baseline_window;
+    m.smooth_window = opts.smooth_window;
     Ok(m)
 }
 
@@ -272,6 +276,52 @@ pub fn add_deviation_features(rows: &[Row], window: usize) -> Vec<Row> {
         out.push(nr);
     }
     out
+}
+
+/// Add, for every metric of every row, its mean over the last `k` rows of
+/// the same `source` including this one (past rows only: computable
+/// online), named `<metric>~avg`. A fault lasts many intervals while
+/// sampling noise does not, so the average separates them better than one
+/// interval. Missing values are skipped; all missing → missing.
+pub fn add_smoothed_features(rows: &[Row], k: usize) -> Vec<Row> {
+    let k = k.max(1);
+    let mut hist: std::collections::BTreeMap<String, Vec<&Row>> = Default::default();
+    let mut out = Vec::with_capacity(rows.len());
+    for r in rows {
+        let past = hist.entry(r.source.clone()).or_default();
+        let lo = past.len().saturating_sub(k - 1);
+        let mut nr = r.clone();
+        for (name, v) in &r.values {
+            if name.contains('~') {
+                continue; // derived already
+            }
+            let vals: Vec<f64> = past[lo..]
+                .iter()
+                .filter_map(|p| p.get(name))
+                .chain(*v)
+                .collect();
+            let avg = (!vals.is_empty()).then(|| vals.iter().sum::<f64>() / vals.len() as f64);
+            nr.values.insert(format!("{name}~avg"), avg);
+        }
+        past.push(r);
+        out.push(nr);
+    }
+    out
+}
+
+/// The feature transforms a model was trained with, in order: smoothing
+/// over `smooth` rows, then deviations from the median of the previous
+/// `baseline` rows (see the two functions above). Training, evaluation and
+/// every user of a model apply the same function.
+pub fn prepare_rows(rows: &[Row], smooth: Option<usize>, baseline: Option<usize>) -> Vec<Row> {
+    let mut v = match smooth {
+        Some(k) => add_smoothed_features(rows, k),
+        None => rows.to_vec(),
+    };
+    if let Some(w) = baseline {
+        v = add_deviation_features(&v, w);
+    }
+    v
 }
 
 /// Anomaly-detection evaluation of campaign series: folds by run (the part
@@ -339,6 +389,24 @@ mod tests {
         assert!(d[5].get("proc.wait_share~dev").unwrap().abs() < 0.05);
         // Another source starts with no past again.
         assert_eq!(d[30].get("proc.wait_share~dev"), None);
+    }
+
+    #[test]
+    fn smoothing_averages_the_past_of_the_same_source_only() {
+        let rows = rows();
+        let d = add_smoothed_features(&rows, 3);
+        let w = |i: usize| rows[i].get("proc.wait_share").unwrap();
+        // Row 0: only itself; row 11: rows 9, 10, 11 of run0.
+        assert_eq!(d[0].get("proc.wait_share~avg"), Some(w(0)));
+        let want = (w(9) + w(10) + w(11)) / 3.0;
+        assert!((d[11].get("proc.wait_share~avg").unwrap() - want).abs() < 1e-12);
+        // A new source starts over; missing stays missing.
+        assert_eq!(d[30].get("proc.wait_share~avg"), Some(w(30)));
+        assert_eq!(d[5].get("hw.cycles~avg"), None);
+        // prepare_rows smooths first, then takes deviations of both.
+        let p = prepare_rows(&rows, Some(3), Some(5));
+        assert!(p[12].values.contains_key("proc.wait_share~avg~dev"));
+        assert!(p[12].values.contains_key("proc.wait_share~dev"));
     }
 
     #[test]

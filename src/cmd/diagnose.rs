@@ -62,6 +62,15 @@ pub struct Args {
     /// Read a damaged trace's valid chunks (exit status 1 if any skipped).
     #[arg(long)]
     pub salvage: bool,
+    /// Recorded NF samples (`microscope nf record --ring-dir RINGS --out DIR`
+    /// next to the dumper; a .jsonl file or a directory): annotate NF-local
+    /// culprits with the nfmon anomaly verdict.
+    #[arg(long, requires = "nf_model")]
+    pub nf_samples: Option<PathBuf>,
+    /// Anomaly model (`microscope nf train --kind anomaly`), or a directory
+    /// of per-NF models.
+    #[arg(long, requires = "nf_samples")]
+    pub nf_model: Option<PathBuf>,
 }
 
 pub(crate) fn config_from(args: &Args) -> anyhow::Result<Config> {
@@ -190,9 +199,11 @@ pub(crate) fn write_relations(
 /// Aggregates causal relations into the operator's report and writes it.
 /// The relation count and the culprit→victim gap percentiles are those of
 /// the causal relations (paper §6.4 / Fig. 15), not of the per-flow
-/// expansion the aggregation runs on.
+/// expansion the aggregation runs on. The causal relations are consumed:
+/// they are freed once expanded, before the aggregation allocates its own
+/// tables.
 pub(crate) fn emit_report(
-    rels: &[diagnose::CausalRelation],
+    rels: Vec<diagnose::CausalRelation>,
     threshold: &str,
     format: Format,
     out: Option<&PathBuf>,
@@ -202,9 +213,14 @@ pub(crate) fn emit_report(
         threshold: th,
         ..autofocus::Config::default()
     };
-    let mut report = autofocus::aggregate(&diagnose::to_autofocus(rels), &cfg);
-    report.relations = rels.len();
-    report.gaps = diagnose::gap_summary(rels);
+    let count = rels.len();
+    let gaps = diagnose::gap_summary(&rels);
+    let (locations, flows) = diagnose::output::to_flow_relations(&rels);
+    drop(rels);
+    let mut report = autofocus::aggregate_flows(&locations, &flows, &cfg);
+    drop(flows);
+    report.relations = count;
+    report.gaps = gaps;
     let text = match format {
         Format::Table => report.render_table(120),
         Format::Json => report.to_json(),
@@ -253,10 +269,44 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     // (GBs at paper scale) before the aggregation allocates its own tables.
     let relations = std::mem::take(&mut d.relations);
     drop(d);
-    emit_report(&relations, &args.threshold, args.format, args.out.as_ref())?;
+    if let (Some(s), Some(m)) = (&args.nf_samples, &args.nf_model) {
+        annotate_culprits(&relations, s, m)?;
+    }
+    emit_report(relations, &args.threshold, args.format, args.out.as_ref())?;
     if skipped > 0 {
         eprintln!("warning: {skipped} damaged region(s) of the trace were skipped");
         return Ok(ExitCode::from(1));
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// Prints each NF-local culprit episode with what the NF's own anomaly
+/// detector said about that time (docs/nfmon.md §5). Samples count only from
+/// the same host and run as the trace: both are CLOCK_MONOTONIC.
+fn annotate_culprits(
+    relations: &[diagnose::CausalRelation],
+    samples: &std::path::Path,
+    model: &std::path::Path,
+) -> anyhow::Result<()> {
+    let a = nfmon::annotate::Annotator::open(samples, model)
+        .with_context(|| format!("NF annotation: {} / {}", samples.display(), model.display()))?;
+    let culprits: Vec<(&str, i64, i64, f64)> = relations
+        .iter()
+        .filter_map(|r| match &r.culprit {
+            diagnose::Location::Nf(n) => {
+                Some((n.as_str(), r.culprit_first_ns, r.culprit_last_ns, r.score))
+            }
+            diagnose::Location::Source(_) => None,
+        })
+        .collect();
+    let origin = culprits.iter().map(|c| c.1).min().unwrap_or(0);
+    let lines = a.describe_culprits(culprits, origin);
+    eprintln!("NF-local culprits (ms from the first one), with the NF anomaly detector's verdict:");
+    for line in lines.iter().take(20) {
+        eprintln!("  {line}");
+    }
+    if lines.len() > 20 {
+        eprintln!("  … {} more episodes", lines.len() - 20);
+    }
+    Ok(())
 }

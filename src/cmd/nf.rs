@@ -1,8 +1,11 @@
 //! `microscope nf …` — black-box NF estimators from CPU and host metrics
-//! (the `nfmon` crate): probe, sample, import, train, eval, detect, campaign.
+//! (the `nfmon` crate): probe, sample, import, train, eval, detect, campaign,
+//! chain-campaign (DPDK testbed faults), annotate (verdict for an NF and time).
 
 use anyhow::{bail, Context};
+use nfmon::annotate::Annotator;
 use nfmon::campaign::{self, CampaignConfig, Fault, Intensity};
+use nfmon::chain_campaign::{self, ChainCampaignConfig, ChainFault};
 use nfmon::dataset::{self, Series, VppProfile};
 use nfmon::model::ModelFile;
 use nfmon::sampler::{Sampler, SamplerConfig};
@@ -50,6 +53,9 @@ enum Cmd {
         /// Poll-counter file of a busy-polling NF (shim tier).
         #[arg(long)]
         poll_counters: Option<PathBuf>,
+        /// Shim ring directory: the process's rings' header counters (shim tier).
+        #[arg(long)]
+        ring_dir: Option<PathBuf>,
         /// Output file (default: stdout).
         #[arg(short, long)]
         output: Option<PathBuf>,
@@ -106,6 +112,10 @@ enum Cmd {
         /// run as features (`<metric>~dev`; recorded in the model).
         #[arg(long)]
         baseline_window: Option<usize>,
+        /// Add each metric's mean over the last N rows of the same run as
+        /// features (`<metric>~avg`; before deviations; recorded in the model).
+        #[arg(long)]
+        smooth: Option<usize>,
         /// Output model file.
         #[arg(short, long)]
         output: PathBuf,
@@ -132,6 +142,10 @@ enum Cmd {
         /// of the same run (`<metric>~dev`) to the anomaly features.
         #[arg(long)]
         baseline_window: Option<usize>,
+        /// Add each metric's mean over the last N rows of the same run
+        /// (`<metric>~avg`, before deviations) to the anomaly features.
+        #[arg(long)]
+        smooth: Option<usize>,
         /// Sampled 3-event subsets (VPP utilization).
         #[arg(long, default_value_t = 500)]
         sample3: usize,
@@ -200,6 +214,99 @@ enum Cmd {
         #[arg(long)]
         builtin: bool,
     },
+    /// Fault campaign on the real DPDK chain (`ms-testbed`): packet loss and
+    /// added per-packet latency injected inside an NF, every chain NF
+    /// sampled (incl. its shim rings); labels from the run's truth.json.
+    ChainCampaign {
+        /// Output directory (rows.jsonl, chain-campaign.json, runs/).
+        #[arg(long)]
+        out: PathBuf,
+        /// The ms-testbed binary (default: next to this one).
+        #[arg(long)]
+        testbed: Option<PathBuf>,
+        /// Topology (`small` or a TOML file).
+        #[arg(long, default_value = "small")]
+        topology: String,
+        /// Faults (loss,delay).
+        #[arg(long, value_delimiter = ',', default_value = "loss,delay")]
+        faults: Vec<String>,
+        /// Intensities (medium,high).
+        #[arg(long, value_delimiter = ',', default_value = "medium,high")]
+        intensities: Vec<String>,
+        /// NFs to inject into (rotated over runs).
+        #[arg(long, value_delimiter = ',', default_value = "fw1,nat1,vpn1")]
+        targets: Vec<String>,
+        /// Runs per fault × intensity.
+        #[arg(long, default_value_t = 3)]
+        repeats: usize,
+        /// Seconds of traffic before the injection.
+        #[arg(long, default_value_t = 5.0)]
+        baseline: f64,
+        /// Injection seconds.
+        #[arg(long, default_value_t = 5.0)]
+        inject: f64,
+        /// Seconds of traffic after it.
+        #[arg(long, default_value_t = 3.0)]
+        recovery: f64,
+        /// Generator rate, packets/s.
+        #[arg(long, default_value_t = 50_000.0)]
+        rate_pps: f64,
+        /// Sampling interval, ms.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+        /// Loss fraction at medium,high intensity.
+        #[arg(long, value_delimiter = ',', default_value = "0.2,0.6")]
+        loss_p: Vec<f64>,
+        /// Per-packet delay at medium,high intensity (e.g. 2us,10us).
+        #[arg(long, value_delimiter = ',', default_value = "2us,10us")]
+        delay: Vec<String>,
+        /// Also record each run's trace (runs/RUN/trace.bin; this binary is
+        /// the dumper). Costs CPU; off by default.
+        #[arg(long)]
+        dump: bool,
+    },
+    /// Record samples of every NF of a shim ring directory (and/or given
+    /// pids) into OUT/<nf>.jsonl while a trace is recorded, for `nf
+    /// annotate` / `diagnose --nf-samples`.
+    Record {
+        /// Shim ring directory (the NFs' MICROSCOPE_RING_DIR).
+        #[arg(long)]
+        ring_dir: Option<PathBuf>,
+        /// More NFs: PID=NAME (repeatable).
+        #[arg(long)]
+        pid: Vec<String>,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Interval, ms.
+        #[arg(long, default_value_t = 500)]
+        interval_ms: u64,
+        /// Stop after this many intervals (default: when every NF exited).
+        #[arg(long)]
+        count: Option<usize>,
+    },
+    /// The anomaly detector's verdict for one NF over a time window
+    /// (CLOCK_MONOTONIC ns, the clock of trace times), from recorded samples.
+    Annotate {
+        /// Sample rows: a .jsonl file or a directory of them.
+        #[arg(long)]
+        samples: PathBuf,
+        /// Anomaly model file, or a directory of them.
+        #[arg(long)]
+        model: PathBuf,
+        /// NF instance name.
+        #[arg(long)]
+        nf: String,
+        /// Window start, CLOCK_MONOTONIC ns.
+        #[arg(long)]
+        from_ns: u64,
+        /// Window end, CLOCK_MONOTONIC ns.
+        #[arg(long)]
+        to_ns: u64,
+        /// Print the verdict as JSON.
+        #[arg(long)]
+        json: bool,
+    },
     /// Sweep offered load (idle included) through the busy-polling stand-in,
     /// sampling every tier including its poll counters (shim tier).
     Sweep {
@@ -256,6 +363,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             count,
             label,
             poll_counters,
+            ring_dir,
             output,
         } => {
             let name = name
@@ -265,6 +373,9 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .with_context(|| format!("sampling pid {pid}"))?;
             if let Some(p) = poll_counters {
                 s = s.with_poll_counters(p);
+            }
+            if let Some(d) = ring_dir {
+                s = s.with_rings(d);
             }
             if let Some(why) = &s.hw_absent {
                 eprintln!("hardware tier absent: {why}");
@@ -346,13 +457,14 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             normal_class,
             nf,
             baseline_window,
+            smooth,
             output,
         } => {
             let k = Kind::parse(&kind).with_context(|| {
                 format!("unknown kind {kind:?} (utilization|classifier|onoff|regime|anomaly)")
             })?;
             let (series, trained_on, label) =
-                load_training(vpp, &profile, &rows, k, baseline_window)?;
+                load_training(vpp, &profile, &rows, k, smooth, baseline_window)?;
             let opts = TrainOpts {
                 nf,
                 features: (!features.is_empty()).then_some(features),
@@ -364,6 +476,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 label,
                 trained_on,
                 baseline_window,
+                smooth_window: smooth,
                 ..TrainOpts::default()
             };
             let m = train::train(k, &series, &opts)?;
@@ -384,6 +497,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
             tiers,
             folds,
             baseline_window,
+            smooth,
             sample3,
             json,
         } => {
@@ -415,10 +529,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 }
             }
             if let Some(c) = campaign {
-                let mut rows = read_jsonl(&c)?;
-                if let Some(w) = baseline_window {
-                    rows = train::add_deviation_features(&rows, w);
-                }
+                let rows = train::prepare_rows(&read_jsonl(&c)?, smooth, baseline_window);
                 let series = train::series_from_rows(&rows)?;
                 let tiers = parse_tiers(&tiers)?;
                 let (scores, feats) = train::eval_anomaly(
@@ -504,9 +615,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     } else {
                         nfmon::import::import_file(&f)?
                     };
-                    if let Some(w) = m.baseline_window {
-                        rows = train::add_deviation_features(&rows, w);
-                    }
+                    rows = m.prepare(&rows);
                     for r in &rows {
                         emit(r)?;
                     }
@@ -517,17 +626,13 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                     let mut res = Ok(());
                     let mut history: Vec<Row> = Vec::new();
                     s.run(Duration::from_millis(interval_ms), count, |r| {
-                        res = match m.baseline_window {
-                            Some(w) => {
-                                history.push(r.clone());
-                                if history.len() > w + 1 {
-                                    history.remove(0);
-                                }
-                                let dev = train::add_deviation_features(&history, w);
-                                emit(&dev[dev.len() - 1])
-                            }
-                            None => emit(r),
-                        };
+                        // Models with derived inputs need the recent history.
+                        history.push(r.clone());
+                        if history.len() > m.history_rows() {
+                            history.remove(0);
+                        }
+                        let p = m.prepare(&history);
+                        res = emit(&p[p.len() - 1]);
                         res.is_ok()
                     })?;
                     res?;
@@ -561,14 +666,7 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 .iter()
                 .map(|f| Fault::parse(f).with_context(|| format!("unknown fault {f:?}")))
                 .collect::<anyhow::Result<Vec<_>>>()?;
-            let intensities = intensities
-                .iter()
-                .map(|i| match i.as_str() {
-                    "medium" => Ok(Intensity::Medium),
-                    "high" => Ok(Intensity::High),
-                    _ => bail!("unknown intensity {i:?}"),
-                })
-                .collect::<anyhow::Result<Vec<_>>>()?;
+            let intensities = parse_intensities(&intensities)?;
             let exe = std::env::current_exe()?;
             let cfg = CampaignConfig {
                 out_dir: out.clone(),
@@ -598,6 +696,138 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
                 s.injector,
                 s.rows_path.display()
             );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::ChainCampaign {
+            out,
+            testbed,
+            topology,
+            faults,
+            intensities,
+            targets,
+            repeats,
+            baseline,
+            inject,
+            recovery,
+            rate_pps,
+            interval_ms,
+            loss_p,
+            delay,
+            dump,
+        } => {
+            let faults = faults
+                .iter()
+                .map(|f| {
+                    ChainFault::parse(f)
+                        .with_context(|| format!("unknown fault {f:?} (loss, delay)"))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let intensities = parse_intensities(&intensities)?;
+            let testbed = match testbed {
+                Some(t) => t,
+                None => std::env::current_exe()?.with_file_name("ms-testbed"),
+            };
+            if !testbed.exists() {
+                bail!(
+                    "{} not found: build it (cargo build --release -p dpdk-testbed) or pass --testbed",
+                    testbed.display()
+                );
+            }
+            let [lm, lh] = loss_p[..] else {
+                bail!("--loss-p takes two fractions: medium,high");
+            };
+            let [dm, dh] = &delay[..] else {
+                bail!("--delay takes two durations: medium,high");
+            };
+            let dur = |s: &str| {
+                collector::units::parse_duration_ns(s, collector::units::BareNumber::Reject)
+                    .map_err(anyhow::Error::msg)
+            };
+            let mut cfg =
+                ChainCampaignConfig::new(out, vec![testbed.to_string_lossy().into_owned()]);
+            cfg.topology = topology;
+            cfg.faults = faults;
+            cfg.intensities = intensities;
+            cfg.targets = targets;
+            cfg.repeats = repeats;
+            cfg.baseline_s = baseline;
+            cfg.inject_s = inject;
+            cfg.recovery_s = recovery;
+            cfg.rate_pps = rate_pps;
+            cfg.interval_ms = interval_ms;
+            cfg.loss_p = (lm, lh);
+            cfg.delay_ns = (dur(dm)?, dur(dh)?);
+            if dump {
+                cfg.dump_with = Some(std::env::current_exe()?);
+            }
+            let s = chain_campaign::run(&cfg, |line| eprintln!("{line}"))?;
+            println!(
+                "chain campaign: {} runs, {} rows → {}",
+                s.runs.len(),
+                s.rows,
+                s.rows_path.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Record {
+            ring_dir,
+            pid,
+            out,
+            interval_ms,
+            count,
+        } => {
+            let pids = pid
+                .iter()
+                .map(|s| {
+                    let (p, n) = s.split_once('=').unwrap_or((s.as_str(), s.as_str()));
+                    let p: u32 = p
+                        .parse()
+                        .with_context(|| format!("--pid {s:?}: expected PID=NAME"))?;
+                    Ok((p, n.to_string()))
+                })
+                .collect::<anyhow::Result<Vec<_>>>()?;
+            let cfg = nfmon::record::RecordConfig {
+                ring_dir,
+                pids,
+                out_dir: out.clone(),
+                interval: Duration::from_millis(interval_ms),
+                count,
+                until_gone: count.is_none(),
+            };
+            let s = nfmon::record::run(&cfg, |l| eprintln!("{l}"))?;
+            let total: usize = s.rows.values().sum();
+            println!(
+                "recorded {total} rows of {} NF(s) over {} intervals → {}",
+                s.rows.len(),
+                s.intervals,
+                out.display()
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+        Cmd::Annotate {
+            samples,
+            model,
+            nf,
+            from_ns,
+            to_ns,
+            json,
+        } => {
+            let a = Annotator::open(&samples, &model)?;
+            if a.unaligned > 0 {
+                eprintln!(
+                    "{} sample row(s) have no CLOCK_MONOTONIC time (mono_ns) and were not used",
+                    a.unaligned
+                );
+            }
+            let v = a.verdict(&nf, from_ns, to_ns);
+            if json {
+                println!(
+                    "{}",
+                    serde_json::json!({"nf": nf, "from_ns": from_ns, "to_ns": to_ns, "verdict": v})
+                );
+            } else {
+                println!("{nf}: {}", a.describe(&nf, from_ns, to_ns));
+            }
             Ok(ExitCode::SUCCESS)
         }
         Cmd::Sweep {
@@ -645,6 +875,16 @@ pub fn run(args: Args) -> anyhow::Result<ExitCode> {
     }
 }
 
+fn parse_intensities(v: &[String]) -> anyhow::Result<Vec<Intensity>> {
+    v.iter()
+        .map(|i| match i.as_str() {
+            "medium" => Ok(Intensity::Medium),
+            "high" => Ok(Intensity::High),
+            _ => bail!("unknown intensity {i:?} (medium, high)"),
+        })
+        .collect()
+}
+
 fn parse_tiers(t: &[String]) -> anyhow::Result<Vec<Tier>> {
     t.iter()
         .map(|s| Tier::parse(s).with_context(|| format!("unknown tier {s:?}")))
@@ -666,11 +906,12 @@ fn load_training(
     profile: &str,
     rows: &[PathBuf],
     kind: Kind,
+    smooth: Option<usize>,
     baseline_window: Option<usize>,
 ) -> anyhow::Result<(Vec<Series>, String, String)> {
     if let Some(v) = vpp {
-        if baseline_window.is_some() {
-            bail!("--baseline-window applies to --rows training only");
+        if baseline_window.is_some() || smooth.is_some() {
+            bail!("--baseline-window and --smooth apply to --rows training only");
         }
         let dir = vpp_dir(v)?;
         let p = match profile {
@@ -699,9 +940,7 @@ fn load_training(
     for f in rows {
         all.extend(read_jsonl(f)?);
     }
-    if let Some(w) = baseline_window {
-        all = train::add_deviation_features(&all, w);
-    }
+    let all = train::prepare_rows(&all, smooth, baseline_window);
     let names: Vec<String> = rows.iter().map(|p| p.display().to_string()).collect();
     let label = match kind {
         Kind::Utilization => "the rows' numeric labels".to_string(),
