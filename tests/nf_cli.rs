@@ -426,3 +426,130 @@ fn nf_record_samples_every_nf_of_a_ring_dir_with_monotonic_times() {
     let busy = rows[1].get("shim.busy_share").unwrap();
     assert!((busy - 0.25).abs() < 0.01, "busy share {busy}");
 }
+
+/// Issue #8, through `microscope diagnose`: `--nf-samples DIR --nf-model
+/// FILE` prints each NF-local culprit episode with the anomaly verdict of
+/// the samples recorded for that NF at that time — contention where the
+/// samples say so, "no anomaly" where they do not, and "no NF samples" for
+/// an NF nobody recorded.
+#[test]
+fn diagnose_annotates_nf_local_culprits_with_the_anomaly_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut sc = testbeds::scenario::Scenario::small_chain();
+    sc.set("duration", "0.1s").unwrap();
+    let out = testbeds::sim::simulate(&sc).unwrap();
+    testbeds::sim::write_output(&out, dir.path()).unwrap();
+    let trace = dir.path().join("trace.bin");
+    let rel = dir.path().join("rel.jsonl");
+    run_ok(
+        bin()
+            .arg("diagnose")
+            .arg(&trace)
+            .args(["--format", "csv", "--relations"])
+            .arg(&rel),
+    );
+    let rels = diagnose::read_jsonl(
+        std::io::BufReader::new(std::fs::File::open(&rel).unwrap()),
+        "rel.jsonl",
+    )
+    .unwrap();
+    // The NF-local culprits and the span of their times.
+    let mut nfs = std::collections::BTreeMap::<String, (i64, i64)>::new();
+    for r in &rels {
+        if let diagnose::Location::Nf(n) = &r.culprit {
+            let e = nfs.entry(n.clone()).or_insert((i64::MAX, i64::MIN));
+            e.0 = e.0.min(r.culprit_first_ns);
+            e.1 = e.1.max(r.culprit_last_ns);
+        }
+    }
+    assert!(nfs.len() >= 2, "need two NF-local culprits: {nfs:?}");
+    let mut names = nfs.keys().cloned();
+    let (busy, calm) = (names.next().unwrap(), names.next().unwrap());
+
+    let rows = dir.path().join("rows.jsonl");
+    synthetic_campaign(&rows);
+    let model = dir.path().join("anomaly.json");
+    run_ok(
+        bin()
+            .args(["nf", "train", "--kind", "anomaly", "--rows"])
+            .arg(&rows)
+            .arg("-o")
+            .arg(&model),
+    );
+    // 50 ms samples around each of the two NFs' culprit spans: CPU
+    // contention throughout at `busy`, normal at `calm`; none elsewhere.
+    let samples = dir.path().join("samples");
+    std::fs::create_dir(&samples).unwrap();
+    for (nf, contention) in [(&busy, true), (&calm, false)] {
+        let (first, last) = nfs[nf.as_str()];
+        let step = 50_000_000i64;
+        let start = first - 4 * step;
+        let n = ((last - start) / step + 6) as u64;
+        let rows: Vec<Row> = (0..n)
+            .map(|i| {
+                let w = ((i * 7) % 5) as f64 * 0.01;
+                let mut r = Row::new(nf.as_str(), i as f64 * 0.05, Some(0.05));
+                r.mono_ns = Some((start + i as i64 * step).max(0) as u64);
+                r.set(
+                    "proc.wait_share",
+                    Some(if contention { 0.7 } else { 0.1 } + w),
+                );
+                r.set("host.psi_io_some", Some(0.01 + w));
+                r.set("host.mem_available_bytes", Some(3e9 + w * 1e8));
+                r
+            })
+            .collect();
+        write_jsonl(&samples.join(format!("{nf}.jsonl")), &rows).unwrap();
+    }
+    let out = bin()
+        .arg("diagnose")
+        .arg(&trace)
+        .args(["--format", "csv", "--nf-samples"])
+        .arg(&samples)
+        .arg("--nf-model")
+        .arg(&model)
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let lines: Vec<&str> = stderr
+        .lines()
+        .skip_while(|l| !l.starts_with("NF-local culprits"))
+        .skip(1)
+        .take_while(|l| l.starts_with("  "))
+        .collect();
+    assert!(!lines.is_empty(), "{stderr}");
+    let of = |nf: &str| -> Vec<&str> {
+        lines
+            .iter()
+            .copied()
+            .filter(|l| l.trim_start().starts_with(&format!("{nf} slow processing")))
+            .collect()
+    };
+    assert!(!of(&busy).is_empty() && !of(&calm).is_empty(), "{stderr}");
+    assert!(
+        of(&busy)
+            .iter()
+            .all(|l| l.contains("CPU contention detected")),
+        "{stderr}"
+    );
+    assert!(
+        of(&calm).iter().all(|l| l.contains("no anomaly detected")),
+        "{stderr}"
+    );
+    for other in nfs.keys().skip(2) {
+        assert!(
+            of(other).iter().all(|l| l.contains("no NF samples")),
+            "{stderr}"
+        );
+    }
+    // The flags go together.
+    let lone = bin()
+        .arg("diagnose")
+        .arg(&trace)
+        .arg("--nf-samples")
+        .arg(&samples)
+        .output()
+        .unwrap();
+    assert!(!lone.status.success());
+}
