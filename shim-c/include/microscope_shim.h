@@ -16,8 +16,8 @@
  * drains. Configuration comes from the environment (see shim-c/README.md):
  * MICROSCOPE_RING_DIR, MICROSCOPE_NF_NAME, MICROSCOPE_NF_TYPE,
  * MICROSCOPE_NF_ROLE, MICROSCOPE_TUPLE_PORTS, MICROSCOPE_YIELD,
- * MICROSCOPE_RING_SIZE, MICROSCOPE_ANCHOR_US, MICROSCOPE_TX_HOOK, MICROSCOPE_DISABLE,
- * MICROSCOPE_QUIET.
+ * MICROSCOPE_RING_SIZE, MICROSCOPE_ANCHOR_US, MICROSCOPE_PUBLISH_BYTES,
+ * MICROSCOPE_TX_HOOK, MICROSCOPE_DISABLE, MICROSCOPE_QUIET.
  *
  * Thread-safety: microscope_attach/microscope_shutdown are control-path
  * calls (take a lock, create files, print); call them from the thread that
@@ -54,12 +54,24 @@ extern "C" {
 int microscope_attach(uint16_t port_id);
 
 /*
- * Writes a final clock anchor on every open stream and publishes its
- * counters. The rings stay mapped and attached (recording continues if the
- * NF keeps polling); ring files are left for the dumper to drain. Also runs
- * automatically at process exit. Safe to call more than once.
+ * Writes a final clock anchor on every open stream and publishes it with
+ * every record held back and the counters. The rings stay mapped and
+ * attached (recording continues if the NF keeps polling); ring files are
+ * left for the dumper to drain. Call it once the forwarding lcores stopped
+ * (a second writer would break a ring's single-producer rule); it does NOT
+ * run at process exit for that reason. Safe to call more than once.
  */
 void microscope_shutdown(void);
+
+/*
+ * Publishes the records held back on the port's streams. Streams store the
+ * ring head (what the dumper may read) once MICROSCOPE_PUBLISH_BYTES (4 KiB)
+ * of records accumulated, at each clock anchor, and on an empty rx poll of
+ * the thread that wrote them, not after every burst (see shim-c/README.md);
+ * call this before rte_eth_dev_stop(port), when no lcore polls the port any
+ * more (the LD_PRELOAD library does it in its rte_eth_dev_stop).
+ */
+void microscope_flush(uint16_t port_id);
 
 /* Totals over all of this process's streams, for tests and NF statistics. */
 struct microscope_stats {

@@ -19,6 +19,15 @@
  *       and so records what the application *offered*, including packets the
  *       driver then refuses under backpressure.
  *
+ * Per burst: one ring reservation, one rdtsc, the IPIDs read straight into
+ * the record (one 4-byte check per packet, the full parser only for VLAN
+ * tags, IP options and non-IPv4), the record's fixed part written once.
+ * Committed records are published (head stored in the ring's shared
+ * header, which the dumper polls from another core) once
+ * MICROSCOPE_PUBLISH_BYTES accumulated, at anchors, on idle rx polls of the
+ * writing thread and at microscope_flush/shutdown, not after every burst:
+ * see "Publication" below.
+ *
  * Hot-path rules: no lock, no allocation, no blocking, no system call (the
  * optional MICROSCOPE_YIELD knob is the one documented exception:
  * sched_yield() after N empty polls or on tx backpressure). A full ring drops
@@ -58,6 +67,8 @@
 #define MS_TX_CHUNK 256u
 #define MS_DEFAULT_RING_SIZE (UINT64_C(1) << 23) /* 8 MiB data area */
 #define MS_IDLE_ANCHOR_MASK 1023u
+#define MS_DEFAULT_PUBLISH_BYTES 4096u
+#define MS_DIRTY_MAX 16u
 
 enum ms_tx_mode { MS_TX_WRAP = 0, MS_TX_CALLBACK = 1 };
 
@@ -67,11 +78,14 @@ struct ms_stream {
     uint64_t batches;
     uint64_t packets;
     uint64_t anchors;
+    uint64_t published;     /* ring.head as last stored in the shared header */
+    uint32_t publish_bytes; /* store head once this much is held back */
     uint32_t empty_run;
     uint16_t port;
     uint16_t queue;
     uint8_t dir;
     uint8_t tuples;
+    uint8_t dirty;          /* in its writer thread's ms_dirty list */
     const void *cb; /* rte_eth_rxtx_callback handle */
 } __rte_cache_aligned;
 
@@ -96,6 +110,7 @@ struct ms_config {
     int disabled;
     int quiet;
     uint64_t anchor_ticks;
+    uint32_t publish_bytes;
 };
 
 static struct ms_config g_cfg;
@@ -255,6 +270,18 @@ static void ms_init_locked(void)
         else
             g_cfg.ring_size = n;
     }
+    g_cfg.publish_bytes = MS_DEFAULT_PUBLISH_BYTES;
+    v = getenv("MICROSCOPE_PUBLISH_BYTES");
+    if (v && *v) {
+        char *end;
+        unsigned long n = strtoul(v, &end, 10);
+        if (*end || n > MS_RING_MAX_MAX_RECORD)
+            fprintf(stderr, "microscope-shim: MICROSCOPE_PUBLISH_BYTES=\"%s\": expected bytes "
+                            "between 0 (publish every record) and %u; using %u\n", v,
+                    MS_RING_MAX_MAX_RECORD, MS_DEFAULT_PUBLISH_BYTES);
+        else
+            g_cfg.publish_bytes = (uint32_t)n;
+    }
     g_cfg.tx_mode = MS_TX_WRAP;
     v = getenv("MICROSCOPE_TX_HOOK");
     if (v && !strcmp(v, "callback"))
@@ -324,6 +351,69 @@ static inline uint64_t ms_mono_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* Publication. The shared header's producer line (head, next_seq, polls,
+ * empty_polls) is read by the dumper on another core: storing it on every
+ * burst moves that line (and the record's partly written data line) between
+ * the cores each time, which doubled the hot path's cost per packet
+ * (bench_shim live). So a stream holds committed records back — written,
+ * invisible — and stores head only once publish_bytes
+ * (MICROSCOPE_PUBLISH_BYTES, 4 KiB) have accumulated, with every anchor
+ * (at most MICROSCOPE_ANCHOR_US apart while the stream records), on an
+ * empty rx poll of its writer thread (the thread's held-back streams, rx
+ * and tx, are in its ms_dirty list), at microscope_flush/rte_eth_dev_stop
+ * and at microscope_shutdown. Only the writer thread publishes while the
+ * queue is polled (single producer). */
+static __thread struct ms_stream *ms_dirty[MS_DIRTY_MAX]
+    __attribute__((tls_model("initial-exec")));
+static __thread unsigned ms_ndirty __attribute__((tls_model("initial-exec")));
+
+static inline void ms_publish(struct ms_stream *s)
+{
+    struct ms_ring *r = &s->ring;
+    atomic_store_explicit(&r->hdr->polls, r->polls, memory_order_release);
+    atomic_store_explicit(&r->hdr->empty_polls, r->empty_polls, memory_order_release);
+    atomic_store_explicit(&r->hdr->next_seq, r->next_seq, memory_order_release);
+    atomic_store_explicit(&r->hdr->head, r->head, memory_order_release);
+    s->published = r->head;
+}
+
+/* Publishes every stream this thread holds back. */
+static __attribute__((noinline)) void ms_flush_dirty(void)
+{
+    unsigned i, n = ms_ndirty;
+    for (i = 0; i < n; i++) {
+        struct ms_stream *s = ms_dirty[i];
+        s->dirty = 0;
+        if (s->ring.head != s->published)
+            ms_publish(s);
+    }
+    ms_ndirty = 0;
+}
+
+/* A stream now holds records back: remember it for this thread's next
+ * empty rx poll (or publish now when the list is full). */
+static __attribute__((noinline)) void ms_mark_dirty(struct ms_stream *s)
+{
+    if (ms_ndirty < MS_DIRTY_MAX) {
+        ms_dirty[ms_ndirty++] = s;
+        s->dirty = 1;
+    } else {
+        ms_publish(s);
+    }
+}
+
+/* Commits the record reserved last; publishes when enough is held back. */
+static inline __attribute__((always_inline)) void ms_commit(struct ms_stream *s)
+{
+    struct ms_ring *r = &s->ring;
+    r->head += r->pending_len;
+    r->pending_len = 0;
+    if (r->head - s->published >= s->publish_bytes)
+        ms_publish(s);
+    else if (unlikely(!s->dirty))
+        ms_mark_dirty(s);
+}
+
 static inline void ms_anchor_now(struct ms_stream *s)
 {
     uint64_t t0 = rte_rdtsc();
@@ -333,6 +423,7 @@ static inline void ms_anchor_now(struct ms_stream *s)
     s->last_anchor_tsc = tsc;
     if (ms_ring_put_anchor(&s->ring, tsc, ns) == MS_RING_OK)
         __atomic_store_n(&s->anchors, s->anchors + 1, __ATOMIC_RELAXED);
+    ms_publish(s); /* the anchor and every record held back before it */
 }
 
 static inline void ms_maybe_anchor(struct ms_stream *s, uint64_t tsc)
@@ -391,69 +482,93 @@ int ms_parse_packet(const uint8_t *d, uint32_t len, uint16_t *ipid, uint8_t *tup
 #define MS_FAST_MASK RTE_BE32(0xffffff00u)
 #define MS_FAST_WANT RTE_BE32(0x08004500u)
 
-/* The slow path for one packet: full parse (VLAN tags, options, tuples);
- * a non-IPv4 packet is flagged in `non_ipv4`, recorded as 0, and counted
- * in the return value. */
+/* The slow path for one packet without tuples: full parse (VLAN tags,
+ * options); a non-IPv4 packet is recorded as 0, flagged in `non_ipv4` (whose
+ * words for `n` packets are zeroed first when it is the burst's first,
+ * `bad` == 0) and counted in the return value. */
 static __attribute__((noinline)) unsigned ms_read_slow(const struct rte_mbuf *m, unsigned i,
-                                                       uint16_t *ipids, uint64_t *non_ipv4,
-                                                       uint8_t *tuples)
+                                                       unsigned n, uint16_t *ipids,
+                                                       uint64_t *non_ipv4, unsigned bad)
 {
     uint16_t ipid = 0;
-    uint8_t *t = tuples ? tuples + (size_t)i * MS_TUPLE_LEN : NULL;
-    if (ms_parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &ipid, t)) {
+    if (ms_parse_packet(rte_pktmbuf_mtod(m, const uint8_t *), rte_pktmbuf_data_len(m), &ipid,
+                        NULL)) {
         ipids[i] = ipid;
         return 0;
     }
-    if (t)
-        memset(t, 0, MS_TUPLE_LEN);
+    if (bad == 0)
+        memset(non_ipv4, 0, ((size_t)n + 63u) / 64u * 8u);
     ipids[i] = 0;
     non_ipv4[i >> 6] |= UINT64_C(1) << (i & 63);
     return 1;
 }
 
-/* One packet's IPID into ipids[i] on the fast path, else the slow one;
- * returns 1 for a non-IPv4 packet. */
-static inline __attribute__((always_inline)) unsigned
-ms_read_one(const struct rte_mbuf *m, unsigned i, uint16_t *ipids, uint64_t *non_ipv4)
-{
-    const uint8_t *d = rte_pktmbuf_mtod(m, const uint8_t *);
-    uint32_t w;
-    memcpy(&w, d + 12, 4);
-    if (likely((w & MS_FAST_MASK) == MS_FAST_WANT && rte_pktmbuf_data_len(m) >= 34)) {
-        uint16_t id;
-        memcpy(&id, d + 18, 2);
-        ipids[i] = (uint16_t)__builtin_bswap16(id);
-        return 0;
-    }
-    return ms_read_slow(m, i, ipids, non_ipv4, NULL);
-}
+/* One packet's IPID into ipids[i] on the fast path (mbuf -> data pointer ->
+ * one 4-byte check -> IPID), else the slow one; `bad` counts the non-IPv4
+ * packets seen so far. */
+#define MS_READ_ONE(i)                                                                     \
+    do {                                                                                   \
+        const struct rte_mbuf *m_ = pkts[i];                                               \
+        const uint8_t *d_ = (const uint8_t *)m_->buf_addr + m_->data_off;                  \
+        uint32_t w_;                                                                       \
+        memcpy(&w_, d_ + 12, 4);                                                           \
+        if (likely((w_ & MS_FAST_MASK) == MS_FAST_WANT && m_->data_len >= 34)) {           \
+            uint16_t id_;                                                                  \
+            memcpy(&id_, d_ + 18, 2);                                                      \
+            ipids[i] = (uint16_t)__builtin_bswap16(id_);                                   \
+        } else {                                                                           \
+            bad += ms_read_slow(m_, i, n, ipids, non_ipv4, bad);                           \
+        }                                                                                  \
+    } while (0)
 
-/* Reads the IPIDs (and, when `tuples` is non-NULL, the 5-tuples) of n
- * packets into a batch's slots. With `prefetch`, each packet's first data
- * line is prefetched MS_PREFETCH packets ahead (rx: the application may not
- * have touched the data yet; tx needs none, the application or the rx hook
- * just read it). Returns the number of non-IPv4 packets. */
-static inline __attribute__((always_inline)) uint16_t
-ms_read_packets(struct rte_mbuf **pkts, uint16_t n16, uint16_t *ipids, uint64_t *non_ipv4,
-                uint8_t *tuples, int prefetch)
+/* Reads the IPIDs of n packets into a batch's slots; non-IPv4 packets get
+ * IPID 0 and their bit in `non_ipv4` (zeroed on the first one: untouched
+ * when every packet is IPv4). With `prefetch`, each packet's first data line
+ * is prefetched MS_PREFETCH packets ahead (rx: the application may not have
+ * touched the data yet; tx needs none, the application or the rx hook just
+ * read it). Returns the number of non-IPv4 packets. */
+static inline __attribute__((always_inline)) unsigned
+ms_read_ipids(struct rte_mbuf **pkts, unsigned n, uint16_t *ipids, uint64_t *non_ipv4,
+              int prefetch)
 {
-    unsigned i = 0, n = n16, bad = 0;
-    if (tuples) {
-        for (i = 0; i < n; i++)
-            bad += ms_read_slow(pkts[i], i, ipids, non_ipv4, tuples);
-        return (uint16_t)bad;
-    }
+    unsigned i = 0, bad = 0;
     if (prefetch) {
-        for (i = 0; i < n && i < MS_PREFETCH; i++)
-            rte_prefetch0(rte_pktmbuf_mtod(pkts[i], void *));
+        unsigned pf = n < MS_PREFETCH ? n : MS_PREFETCH;
+        for (i = 0; i < pf; i++)
+            rte_prefetch0((const uint8_t *)pkts[i]->buf_addr + pkts[i]->data_off);
+#pragma GCC unroll 2
         for (i = 0; i + MS_PREFETCH < n; i++) {
-            rte_prefetch0(rte_pktmbuf_mtod(pkts[i + MS_PREFETCH], void *));
-            bad += ms_read_one(pkts[i], i, ipids, non_ipv4);
+            const struct rte_mbuf *a = pkts[i + MS_PREFETCH];
+            rte_prefetch0((const uint8_t *)a->buf_addr + a->data_off);
+            MS_READ_ONE(i);
         }
     }
+#pragma GCC unroll 2
     for (; i < n; i++)
-        bad += ms_read_one(pkts[i], i, ipids, non_ipv4);
-    return (uint16_t)bad;
+        MS_READ_ONE(i);
+    return bad;
+}
+
+/* The generic reader (5-tuples): every packet through ms_parse_packet.
+ * `non_ipv4` is pre-zeroed (ms_ring_reserve_batch). */
+static unsigned ms_read_tuples(struct rte_mbuf **pkts, unsigned n, uint16_t *ipids,
+                               uint64_t *non_ipv4, uint8_t *tuples)
+{
+    unsigned i, bad = 0;
+    for (i = 0; i < n; i++) {
+        uint16_t ipid = 0;
+        uint8_t *t = tuples + (size_t)i * MS_TUPLE_LEN;
+        if (ms_parse_packet(rte_pktmbuf_mtod(pkts[i], const uint8_t *),
+                            rte_pktmbuf_data_len(pkts[i]), &ipid, t)) {
+            ipids[i] = ipid;
+        } else {
+            memset(t, 0, MS_TUPLE_LEN);
+            ipids[i] = 0;
+            non_ipv4[i >> 6] |= UINT64_C(1) << (i & 63);
+            bad++;
+        }
+    }
+    return bad;
 }
 
 /* Counts one recorded batch of `n` packets in the stream's statistics
@@ -464,20 +579,83 @@ static inline void ms_count(struct ms_stream *s, uint16_t n)
     __atomic_store_n(&s->packets, s->packets + n, __ATOMIC_RELAXED);
 }
 
+/* Bytes of a batch record's IPID area and bitmap for n packets. */
+#define MS_IPIDS_LEN(n) ms_align8((uint64_t)(n) * 2u)
+#define MS_BITMAP_LEN(n) (((uint64_t)(n) + 63u) / 64u * 8u)
+
+/* Reserves a batch record of n packets without tuples, sized for the bitmap
+ * (which is dropped again when every packet is IPv4), and zeroes the word
+ * holding the IPIDs' alignment padding (the IPIDs overwrite the rest of
+ * it). One ring reservation per burst; nothing counted on failure. Returns
+ * the record or NULL (*seq, *cause as ms_ring_reserve_quiet). */
+static inline __attribute__((always_inline)) uint8_t *
+ms_reserve_ipids(struct ms_ring *r, unsigned n, uint64_t *seq, int *cause)
+{
+    uint64_t ipl = MS_IPIDS_LEN(n);
+    uint8_t *p = ms_ring_reserve_quiet(r, sizeof(struct ms_batch_rec) + ipl + MS_BITMAP_LEN(n),
+                                       seq, cause);
+    if (likely(p != NULL)) {
+        uint64_t zero = 0;
+        memcpy(p + sizeof(struct ms_batch_rec) + ipl - 8u, &zero, 8);
+    }
+    return p;
+}
+
+/* Writes the fixed part of a batch record reserved by ms_reserve_ipids once
+ * its IPIDs are in: `bad` non-IPv4 packets among `count` decide whether the
+ * bitmap stays. Sets the ring's pending length; the caller commits. */
+static inline __attribute__((always_inline)) void
+ms_finish_ipids(struct ms_ring *r, uint8_t *p, uint64_t seq, uint64_t tsc, uint16_t requested,
+                uint16_t count, unsigned bad)
+{
+    struct ms_batch_rec b;
+    uint64_t len = sizeof(b) + MS_IPIDS_LEN(count) + (bad ? MS_BITMAP_LEN(count) : 0u);
+    b.h.len = (uint32_t)len;
+    b.h.type = MS_REC_BATCH;
+    b.h.flags = bad ? MS_BATCH_F_NON_IPV4 : 0u;
+    b.seq = seq;
+    b.tsc = tsc;
+    b.requested = requested;
+    b.count = count;
+    b.reserved = 0;
+    memcpy(p, &b, sizeof(b));
+    r->pending_len = (uint32_t)len;
+}
+
 /* Records a burst of `nb` packets read from their mbufs (rx, and the tx
  * callback fallback). A full ring or a too-big record is counted by the ring
  * and otherwise ignored: the NF never waits. */
-static inline void ms_record_burst(struct ms_stream *s, uint64_t tsc, uint16_t requested,
-                                   struct rte_mbuf **pkts, uint16_t nb)
+static inline __attribute__((always_inline)) void
+ms_record_burst(struct ms_stream *s, uint64_t tsc, uint16_t requested, struct rte_mbuf **pkts,
+                uint16_t nb, int prefetch)
 {
-    struct ms_batch_slots sl;
-    uint32_t flags = MS_BATCH_F_NON_IPV4 | (s->tuples ? MS_BATCH_F_TUPLES : 0u);
-    if (ms_ring_reserve_batch(&s->ring, tsc, requested, nb, flags, &sl) != MS_RING_OK)
+    struct ms_ring *r = &s->ring;
+    uint64_t seq;
+    int cause;
+    uint8_t *p;
+    unsigned bad;
+    if (unlikely(s->tuples)) {
+        struct ms_batch_slots sl;
+        uint32_t flags = MS_BATCH_F_NON_IPV4 | MS_BATCH_F_TUPLES;
+        if (ms_ring_reserve_batch(r, tsc, requested, nb, flags, &sl) != MS_RING_OK)
+            return;
+        /* The bitmap is dropped from the record when every packet was IPv4. */
+        if (ms_read_tuples(pkts, nb, sl.ipids, sl.non_ipv4, sl.tuples) == 0)
+            ms_ring_shrink_batch(r, &sl, nb, nb, flags, MS_BATCH_F_TUPLES);
+        ms_commit(s);
+        ms_count(s, nb);
         return;
-    /* The bitmap is dropped from the record when every packet was IPv4. */
-    if (ms_read_packets(pkts, nb, sl.ipids, sl.non_ipv4, sl.tuples, 1) == 0)
-        ms_ring_shrink_batch(&s->ring, &sl, nb, nb, flags, flags & ~MS_BATCH_F_NON_IPV4);
-    ms_ring_commit(&s->ring);
+    }
+    p = ms_reserve_ipids(r, nb, &seq, &cause);
+    if (unlikely(p == NULL)) {
+        ms_ring_drop(r, cause);
+        return;
+    }
+    bad = ms_read_ipids(pkts, nb, (uint16_t *)(void *)(p + sizeof(struct ms_batch_rec)),
+                        (uint64_t *)(void *)(p + sizeof(struct ms_batch_rec) + MS_IPIDS_LEN(nb)),
+                        prefetch);
+    ms_finish_ipids(r, p, seq, tsc, requested, nb, bad);
+    ms_commit(s);
     ms_count(s, nb);
 }
 
@@ -488,25 +666,61 @@ static uint16_t ms_rx_cb(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, 
     uint64_t tsc;
     (void)port;
     (void)queue;
-    ms_ring_note_poll(&s->ring, nb);
+    s->ring.polls++; /* published with head (ms_publish) */
     if (nb == 0) {
+        /* Idle: publish what this thread holds back, and the counters
+         * every 1024 empty polls. */
+        if (ms_ndirty)
+            ms_flush_dirty();
+        if ((++s->ring.empty_polls & MS_IDLE_ANCHOR_MASK) == 0) {
+            ms_publish(s);
+            ms_maybe_anchor(s, rte_rdtsc());
+        }
         if (g_cfg.yield_after && ++s->empty_run >= g_cfg.yield_after) {
             s->empty_run = 0;
             sched_yield();
         }
-        if ((s->ring.empty_polls & MS_IDLE_ANCHOR_MASK) == 0)
-            ms_maybe_anchor(s, rte_rdtsc());
         return 0;
     }
     s->empty_run = 0;
     tsc = rte_rdtsc();
-    ms_record_burst(s, tsc, max_pkts, pkts, nb);
+    ms_record_burst(s, tsc, max_pkts, pkts, nb, 1);
     ms_maybe_anchor(s, tsc);
     return nb;
 }
 
+/* A tx chunk the driver accepted only in part (0 < sent < n), or any
+ * accepted chunk of a stream with tuples: the record reserved for n packets
+ * (`flags`; without tuples its fixed part is not written yet) is completed,
+ * shrunk to the accepted prefix (and flags) and committed.
+ * The bitmap stays only if a packet of the whole chunk is not IPv4 (then it
+ * was zeroed and filled; a refused packet may be the only non-IPv4 one). */
+static __attribute__((noinline)) void ms_tx_partial(struct ms_stream *s, uint8_t *rec,
+                                                    uint64_t seq, uint64_t tsc, uint16_t n,
+                                                    uint16_t sent, uint32_t flags, unsigned bad)
+{
+    struct ms_ring *r = &s->ring;
+    struct ms_batch_slots sl;
+    uint32_t keep_flags = bad ? flags : flags & ~MS_BATCH_F_NON_IPV4;
+    sl.seq = seq;
+    sl.ipids = (uint16_t *)(void *)(rec + sizeof(struct ms_batch_rec));
+    sl.non_ipv4 = (uint64_t *)(void *)(rec + sizeof(struct ms_batch_rec) + MS_IPIDS_LEN(n));
+    sl.tuples = (flags & MS_BATCH_F_TUPLES) ? (uint8_t *)sl.non_ipv4 + MS_BITMAP_LEN(n) : NULL;
+    if (flags & MS_BATCH_F_TUPLES) {
+        ((struct ms_batch_rec *)(void *)rec)->tsc = tsc;
+    } else {
+        ms_finish_ipids(r, rec, seq, tsc, n, n, bad); /* flags: NON_IPV4 iff bad */
+        flags = keep_flags;
+        if (!bad)
+            sl.non_ipv4 = NULL;
+    }
+    ms_ring_shrink_batch(r, &sl, n, sent, flags, keep_flags);
+    ms_commit(s);
+    ms_count(s, sent);
+}
+
 /* The tx wrapper. Per chunk of up to MS_TX_CHUNK packets: reserve the batch
- * record for all of them (a failure is not counted yet), read the IPIDs
+ * record for all of them (one reservation; a failure is not counted yet), read the IPIDs
  * straight into it, call the driver — which may free (and the pool recycle)
  * the accepted mbufs, so nothing below touches pkts[] again — then commit
  * the record shrunk to the accepted prefix, cancel it when nothing was
@@ -530,35 +744,45 @@ static inline uint16_t ms_tx_common(uint16_t port, void *txq, struct rte_mbuf **
         return orig(txq, pkts, nb);
 
     while (done < nb) {
-        struct ms_batch_slots sl;
+        struct ms_ring *r = &s->ring;
+        struct rte_mbuf **c = pkts + done;
         uint16_t left = (uint16_t)(nb - done), sent;
         uint16_t n = left < MS_TX_CHUNK ? left : (uint16_t)MS_TX_CHUNK;
-        uint32_t flags = MS_BATCH_F_NON_IPV4 | (s->tuples ? MS_BATCH_F_TUPLES : 0u);
-        int rc = ms_ring_reserve_batch_ex(&s->ring, 0, n, n, flags, &sl, 0);
-        uint64_t tsc;
-        uint16_t bad = 0;
-        if (rc == MS_RING_OK)
-            bad = ms_read_packets(pkts + done, n, sl.ipids, sl.non_ipv4, sl.tuples, 0);
-        sent = orig(txq, pkts + done, n);
+        uint64_t tsc, seq = 0;
+        uint32_t flags;
+        uint8_t *rec;
+        unsigned bad = 0;
+        int cause;
+        if (unlikely(s->tuples)) {
+            struct ms_batch_slots sl;
+            flags = MS_BATCH_F_NON_IPV4 | MS_BATCH_F_TUPLES;
+            cause = ms_ring_reserve_batch_ex(r, 0, n, n, flags, &sl, 0);
+            rec = cause == MS_RING_OK ? (uint8_t *)sl.ipids - sizeof(struct ms_batch_rec) : NULL;
+            if (rec)
+                bad = ms_read_tuples(c, n, sl.ipids, sl.non_ipv4, sl.tuples);
+        } else {
+            flags = MS_BATCH_F_NON_IPV4;
+            rec = ms_reserve_ipids(r, n, &seq, &cause);
+            if (likely(rec != NULL))
+                bad = ms_read_ipids(c, n, (uint16_t *)(void *)(rec + sizeof(struct ms_batch_rec)),
+                                    (uint64_t *)(void *)(rec + sizeof(struct ms_batch_rec) +
+                                                         MS_IPIDS_LEN(n)),
+                                    0);
+        }
+        sent = orig(txq, c, n);
         tsc = rte_rdtsc();
-        if (rc == MS_RING_OK) {
-            if (sent == 0) {
-                ms_ring_cancel(&s->ring);
+        if (likely(rec != NULL)) {
+            if (likely(sent == n && flags == MS_BATCH_F_NON_IPV4)) {
+                ms_finish_ipids(r, rec, seq, tsc, n, n, bad);
+                ms_commit(s);
+                ms_count(s, n);
+            } else if (sent == 0) {
+                ms_ring_cancel(r);
             } else {
-                struct ms_batch_rec *rec =
-                    (struct ms_batch_rec *)(void *)((uint8_t *)sl.ipids - sizeof(*rec));
-                /* Keep the bitmap only if a sent packet is not IPv4 (a
-                 * refused one may be). */
-                uint32_t keep_flags = flags;
-                if (bad == 0)
-                    keep_flags &= ~MS_BATCH_F_NON_IPV4;
-                ms_ring_shrink_batch(&s->ring, &sl, n, sent, flags, keep_flags);
-                rec->tsc = tsc;
-                ms_ring_commit(&s->ring);
-                ms_count(s, sent);
+                ms_tx_partial(s, rec, seq, tsc, n, sent, flags, bad);
             }
         } else if (sent) {
-            ms_ring_drop(&s->ring, rc);
+            ms_ring_drop(r, cause);
         }
         ms_maybe_anchor(s, tsc);
         done = (uint16_t)(done + sent);
@@ -611,7 +835,7 @@ static uint16_t ms_tx_cb(uint16_t port, uint16_t queue, struct rte_mbuf **pkts, 
     if (nb == 0)
         return 0;
     tsc = rte_rdtsc();
-    ms_record_burst(s, tsc, nb, pkts, nb);
+    ms_record_burst(s, tsc, nb, pkts, nb, 0);
     ms_maybe_anchor(s, tsc);
     return nb;
 }
@@ -677,6 +901,10 @@ static int ms_open_stream(struct ms_stream *s, uint16_t port, uint16_t queue, ui
     s->queue = queue;
     s->dir = dir;
     s->tuples = (uint8_t)(id.carries_tuples != 0);
+    s->published = s->ring.head;
+    s->publish_bytes = g_cfg.publish_bytes;
+    if (s->publish_bytes > s->ring.data_size / 4u)
+        s->publish_bytes = (uint32_t)(s->ring.data_size / 4u);
     ms_anchor_now(s);
     return 0;
 }
@@ -803,6 +1031,20 @@ static void ms_final_anchor(struct ms_stream *s, void *arg)
      * single-producer rule; shutdown is documented for after the lcores
      * stopped (and at exit). */
     ms_anchor_now(s);
+}
+
+static void ms_flush_stream(struct ms_stream *s, void *arg)
+{
+    const uint16_t *port = arg;
+    if (s->port == *port && s->ring.head != s->published)
+        ms_publish(s);
+}
+
+MS_API void microscope_flush(uint16_t port_id)
+{
+    pthread_mutex_lock(&g_lock);
+    ms_for_each_stream(ms_flush_stream, &port_id);
+    pthread_mutex_unlock(&g_lock);
 }
 
 MS_API void microscope_shutdown(void)

@@ -21,7 +21,8 @@
 //! 4. The shim's hot path in instructions per packet (rx hook, tx wrapper),
 //!    counted by callgrind on `shim-c/tests/bench_shim.c` — repeatable on a
 //!    loaded machine, unlike the throughput ratios — when valgrind is
-//!    installed, and its cycles per packet (rdtsc, 3 rounds).
+//!    installed, and its cycles per packet (rdtsc, 3 rounds), alone and with
+//!    a consumer thread draining its rings from core 0 (`bench_shim live`).
 
 use dpdk_testbed::packet::{build_frame, FRAME_LEN};
 use dpdk_testbed::traffic;
@@ -422,6 +423,11 @@ fn main() {
         println!();
         println!("shim hot path (shim-c/tests/bench_shim.c, 64-byte IPv4, bursts of 32):");
         if let Ok(o) = Command::new(&bench_bin).arg("200000").output() {
+            print!("{}", String::from_utf8_lossy(&o.stdout));
+        }
+        // The same with a consumer draining the rings from core 0, as the
+        // dumper does: what the cache lines moving between cores add.
+        if let Ok(o) = Command::new(&bench_bin).args(["200000", "live"]).output() {
             print!("{}", String::from_utf8_lossy(&o.stdout));
         }
         if have("valgrind") {

@@ -7,7 +7,10 @@
 //! its inputs exist, so every client finds its server. Each process gets its
 //! own `--file-prefix`, `--no-huge`, `--no-pci`, one core (round-robin over
 //! the machine's cores). Traffic starts at a common CLOCK_MONOTONIC instant
-//! after every process is up; injections are absolute times from it.
+//! after every process is up; injections are absolute times from it. Every
+//! NF waits until all its links are up and fails, naming each link still
+//! down (device, memif role, `FROM--TO.sock`), 1 s after the traffic start;
+//! the run then fails with that message instead of tracing a broken chain.
 //!
 //! Stop order: generator, then NFs upstream to downstream (so queues drain
 //! into running processes), then the dumper, which then sees no more
@@ -119,6 +122,71 @@ fn stop(name: &str, c: &mut Child, grace: Duration) -> Option<i32> {
     c.wait().ok().and_then(|s| s.code())
 }
 
+/// The `key=value` parameter `key` of the `--vdev DEV,...` (or
+/// `--vdev=DEV,...`) EAL argument that creates `dev` in `eal_args`, e.g.
+/// the socket file of a memif device; `None` when absent.
+pub fn vdev_param(eal_args: &[String], dev: &str, key: &str) -> Option<String> {
+    let mut it = eal_args.iter();
+    while let Some(a) = it.next() {
+        let spec = match a.strip_prefix("--vdev") {
+            Some("") => it.next().map(String::as_str),
+            Some(rest) => rest.strip_prefix('='),
+            None => None,
+        };
+        let Some(spec) = spec else { continue };
+        let mut parts = spec.split(',');
+        if parts.next() != Some(dev) {
+            continue;
+        }
+        return parts
+            .filter_map(|kv| kv.split_once('='))
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.to_string());
+    }
+    None
+}
+
+/// The error of an NF whose links `down` (ethdev names) were not up by its
+/// `--links-up-by-ns` deadline (the testbed's traffic start + 1 s): names each device, its memif role and socket
+/// (`FROM--TO.sock` in the testbed: the link), from the EAL arguments.
+pub fn links_down_error(down: &[&str], eal_args: &[String]) -> String {
+    let each: Vec<String> = down
+        .iter()
+        .map(|d| {
+            let role = vdev_param(eal_args, d, "role");
+            match (vdev_param(eal_args, d, "socket"), role) {
+                (Some(s), Some(r)) => format!("{d} (memif {r}, socket {s})"),
+                (Some(s), None) => format!("{d} (socket {s})"),
+                _ => d.to_string(),
+            }
+        })
+        .collect();
+    format!(
+        "link{} never came up in time: {} (is the peer NF running, and \
+         does it use the same socket?)",
+        if down.len() == 1 { "" } else { "s" },
+        each.join(", ")
+    )
+}
+
+/// The last line of an NF log that reports an error (`ms-nf: error: ...`),
+/// trimmed, for messages about an NF that exited early.
+pub fn last_error_line(log: &str) -> Option<&str> {
+    log.lines()
+        .rev()
+        .map(str::trim)
+        .find(|l| l.contains("error"))
+}
+
+fn early_exit(name: &str, what: &str, status: std::process::ExitStatus, logs: &Path) -> String {
+    let log = logs.join(format!("{name}.log"));
+    let text = std::fs::read_to_string(&log).unwrap_or_default();
+    match last_error_line(&text) {
+        Some(e) => format!("{name} {what} ({status}): {e} (log: {})", log.display()),
+        None => format!("{name} {what} ({status}); see {}", log.display()),
+    }
+}
+
 fn sock_path(dir: &Path, from: &str, to: &str) -> PathBuf {
     dir.join(format!("{from}--{to}.sock"))
 }
@@ -185,6 +253,10 @@ fn nf_command(
     {
         cmd.args(["--peak-rate", &r.to_string()]);
     }
+    // Every link must be up when traffic starts (+1 s for a process that
+    // started late under load), or the NF fails naming the link instead of
+    // dropping everything it would send over it; ms-testbed then fails.
+    cmd.args(["--links-up-by-ns", &(start_ns + 1_000_000_000).to_string()]);
     cmd.args(["--flows", &cfg.flows.to_string()])
         .args(["--seed", &cfg.seed.to_string()])
         .args(["--yield-after", &cfg.yield_after.to_string()])
@@ -503,9 +575,11 @@ fn run_in(
         loop {
             if let Ok(Some(s)) = child.try_wait() {
                 guard.children.extend(nf_children);
-                return Err(RunError::Failed(format!(
-                    "{name} exited during start-up ({s}); see {}",
-                    logs.join(format!("{name}.log")).display()
+                return Err(RunError::Failed(early_exit(
+                    name,
+                    "exited during start-up",
+                    s,
+                    logs,
                 )));
             }
             if socks.iter().all(|s| s.exists()) && t.elapsed() > Duration::from_millis(100) {
@@ -538,10 +612,7 @@ fn run_in(
                 if is_gen && s.success() {
                     continue;
                 }
-                let msg = format!(
-                    "{name} exited early ({s}); see {}",
-                    logs.join(format!("{name}.log")).display()
-                );
+                let msg = early_exit(name, "exited early", s, logs);
                 guard.children.extend(nf_children);
                 return Err(RunError::Failed(msg));
             }
@@ -596,6 +667,68 @@ fn run_in(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn args(a: &[&str]) -> Vec<String> {
+        a.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn vdev_params_are_found_per_device() {
+        let eal = args(&[
+            "--no-huge",
+            "--vdev",
+            "net_memif0,role=server,id=0,socket=/r/a--b.sock,socket-abstract=no",
+            "--vdev=net_memif1,role=client,socket=/r/b--c.sock",
+            "--",
+            "--kind",
+            "nat",
+        ]);
+        assert_eq!(
+            vdev_param(&eal, "net_memif0", "socket").as_deref(),
+            Some("/r/a--b.sock")
+        );
+        assert_eq!(
+            vdev_param(&eal, "net_memif1", "role").as_deref(),
+            Some("client")
+        );
+        assert_eq!(vdev_param(&eal, "net_memif1", "id"), None);
+        // "net_memif1" must not match the prefix of another device name.
+        assert_eq!(vdev_param(&eal, "net_memif", "socket"), None);
+        assert_eq!(vdev_param(&eal, "net_memif2", "socket"), None);
+    }
+
+    #[test]
+    fn links_down_error_names_every_link() {
+        let eal = args(&[
+            "--vdev",
+            "net_memif0,role=server,socket=/r/gen1--nat1.sock",
+            "--vdev",
+            "net_memif1,role=client,socket=/r/nat1--vpn1.sock",
+        ]);
+        let e = links_down_error(&["net_memif1"], &eal);
+        assert!(e.starts_with("link never came up"), "{e}");
+        assert!(
+            e.contains("net_memif1 (memif client, socket /r/nat1--vpn1.sock)"),
+            "{e}"
+        );
+        assert!(!e.contains("gen1--nat1"), "{e}");
+        let e = links_down_error(&["net_memif0", "net_pcap0"], &eal);
+        assert!(e.starts_with("links never came up"), "{e}");
+        assert!(
+            e.contains("/r/gen1--nat1.sock") && e.contains(", net_pcap0 "),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn early_exit_quotes_the_nf_error() {
+        let log = "EAL: probing\nms-nf: error: link never came up in time: x\n{\"nf\":1}\n";
+        assert_eq!(
+            last_error_line(log),
+            Some("ms-nf: error: link never came up in time: x")
+        );
+        assert_eq!(last_error_line("all fine\n"), None);
+    }
 
     #[test]
     fn loss_and_delay_truth_takes_the_nf_reported_window() {

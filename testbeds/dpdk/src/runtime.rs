@@ -24,6 +24,7 @@ extern "C" {
     fn microscope_attach(port_id: u16) -> c_int;
     fn microscope_stats(out: *mut ShimStats);
     fn microscope_shutdown();
+    fn microscope_flush(port_id: u16);
 }
 
 /// Error from a DPDK call, with the call and DPDK's message.
@@ -142,10 +143,27 @@ pub fn port_start(port: u16, pool: Pool, ring: u16, shim: bool) -> Result<(), Dp
     Ok(())
 }
 
-/// Stops and closes a port (end of run).
+/// Whether the port's link is up now (does not wait).
+pub fn link_up(port: u16) -> Result<bool, DpdkError> {
+    // SAFETY: rte_eth_link is a plain C struct (all-zero is valid) and the
+    // out pointer is valid for the call; port is a port this process probed.
+    let mut link: sys::rte_eth_link = unsafe { std::mem::zeroed() };
+    // SAFETY: as above.
+    let rc = unsafe { sys::rte_eth_link_get_nowait(port, &mut link) };
+    if rc != 0 {
+        return Err(err(format!("rte_eth_link_get_nowait(port {port})"), rc));
+    }
+    Ok(link.link_status() != 0)
+}
+
+/// Stops and closes a port (end of run), after publishing the records the
+/// shim holds back on it (no lcore polls the port any more).
 pub fn port_stop(port: u16) {
-    // SAFETY: control-path calls on a port this process started.
+    // SAFETY: control-path calls on a port this process started;
+    // microscope_flush takes the shim's lock and is a no-op for a port it
+    // never attached.
     unsafe {
+        microscope_flush(port);
         sys::rte_eth_dev_stop(port);
         sys::rte_eth_dev_close(port);
     }

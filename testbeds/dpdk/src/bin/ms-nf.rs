@@ -77,6 +77,12 @@ mod app {
         /// CLOCK_MONOTONIC ns at which the generator starts sending.
         #[arg(long, default_value_t = 0)]
         start_at_ns: u64,
+        /// CLOCK_MONOTONIC ns by which every input and output link must be
+        /// up (the testbed passes its traffic start): until then the NF
+        /// waits for them, after it fails naming the links still down
+        /// (0 = no check).
+        #[arg(long, default_value_t = 0)]
+        links_up_by_ns: u64,
         /// Generator: stop sending after this many ns (0 = until signalled).
         #[arg(long, default_value_t = 0)]
         duration_ns: u64,
@@ -495,6 +501,15 @@ mod app {
             rt::port_start(p, pool, o.ring, !o.no_shim)?;
             outputs.push(p);
         }
+        if o.links_up_by_ns > 0 {
+            if let Err(e) = wait_links(&o, &eal, &inputs, &outputs) {
+                for p in inputs.iter().chain(outputs.iter()) {
+                    rt::port_stop(*p);
+                }
+                rt::eal_cleanup();
+                return Err(e);
+            }
+        }
         let clock = Clock::new();
         let mut st = Stats::default();
         let mut outs = Outs::new(outputs.clone());
@@ -549,6 +564,35 @@ mod app {
         }
         rt::eal_cleanup();
         result
+    }
+
+    /// Waits until every port's link is up; fails, naming the links still
+    /// down, at `--links-up-by-ns` (or on a stop signal).
+    fn wait_links(o: &Opts, eal: &[String], inputs: &[u16], outputs: &[u16]) -> Result<()> {
+        let devs: Vec<(&str, u16)> = o
+            .inputs
+            .iter()
+            .zip(inputs)
+            .chain(o.outputs.iter().zip(outputs))
+            .map(|(d, p)| (d.as_str(), *p))
+            .collect();
+        loop {
+            let down: Vec<&str> = devs
+                .iter()
+                .filter(|(_, p)| !rt::link_up(*p).unwrap_or(false))
+                .map(|(d, _)| *d)
+                .collect();
+            if down.is_empty() {
+                return Ok(());
+            }
+            if mono_ns() >= o.links_up_by_ns || STOP.load(Ordering::Relaxed) {
+                bail!(
+                    "{}",
+                    dpdk_testbed::orchestrate::links_down_error(&down, eal)
+                );
+            }
+            std::thread::sleep(std::time::Duration::from_millis(10));
+        }
     }
 
     fn stall_list(o: &Opts, clock: &Clock) -> Result<Vec<(Deadline, u64)>> {
