@@ -12,7 +12,9 @@
 //! whole [`tracefile::Trace`], then index it). Besides wall time each stage
 //! reports its process CPU time (user + system, from `/proc/self/stat`),
 //! which is far less sensitive than wall time to other load on a shared
-//! machine; the load average is printed next to the table.
+//! machine; the load average is printed next to the table. Set
+//! `MICROSCOPE_BENCH_DIGEST=1` to also print a digest of the whole
+//! diagnosis (its JSON), e.g. to compare 1 and 2 threads.
 
 use diagnose::{Config, PacketSlot};
 use std::path::{Path, PathBuf};
@@ -173,6 +175,20 @@ fn main() {
         d.relations.len()
     );
     println!("(load/reconstruct rate = packet observations per second; diagnose rate = PreSet packets analysed per second at the victim NF)");
+
+    // A digest of the whole diagnosis (after timing), to check that two
+    // builds or thread counts give identical results.
+    if std::env::var_os("MICROSCOPE_BENCH_DIGEST").is_some() {
+        use std::hash::{Hash, Hasher};
+        let bytes = serde_json::to_vec(&d).expect("serialize diagnosis");
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        bytes.hash(&mut h);
+        println!(
+            "diagnosis digest {:016x} ({} bytes of JSON)",
+            h.finish(),
+            bytes.len()
+        );
+    }
 
     // Accuracy against ground truth (after timing; not counted).
     let truth = testbeds::truth::Truth::load(&dir).expect("truth");

@@ -39,10 +39,10 @@
 use crate::dag::Dag;
 use crate::index::{Index, NONE};
 use crate::queue::{local, Period, Target};
+use crate::reconstruct::FxHashMap as HashMap;
 use crate::reconstruct::Journeys;
 use crate::Config;
 use collector::Role;
-use std::collections::HashMap;
 use std::sync::Arc;
 
 /// Longest journey followed back (hops).
@@ -149,9 +149,9 @@ impl PreSetAcc {
             arr_min: i64::MAX,
             arr_max: i64::MIN,
             unknown: 0,
-            all_flows: HashMap::new(),
+            all_flows: HashMap::default(),
             dq_next: start,
-            dq_flows: HashMap::new(),
+            dq_flows: HashMap::default(),
         }
     }
 }
@@ -167,7 +167,7 @@ impl Scratch {
     pub fn new(n_paths: usize) -> Scratch {
         Scratch {
             n_paths,
-            memo: HashMap::new(),
+            memo: HashMap::default(),
         }
     }
 }
@@ -342,7 +342,7 @@ impl Engine<'_> {
                         stack.len()
                     ],
                     count: 0,
-                    flows: HashMap::new(),
+                    flows: HashMap::default(),
                 });
                 st.accs.len() - 1
             } else {

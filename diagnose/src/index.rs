@@ -253,6 +253,47 @@ impl IndexBuilder {
         }
     }
 
+    /// Adds the records of one chunk of `stream` decoded column-wise
+    /// ([`tracefile::TraceReader::next_chunk_into`]); the same as adding its
+    /// records one by one, copied with a few bulk appends.
+    pub fn columns(&mut self, stream: StreamId, cols: &tracefile::RecordColumns) {
+        let a = self.acc(stream);
+        // Seqs ascend strictly across a chunk's records (the decoder checks),
+        // so the lowest and highest seq stand for all of them.
+        let lo = cols
+            .batch_seq
+            .first()
+            .into_iter()
+            .chain(cols.anchors.first().map(|x| &x.seq))
+            .min();
+        let hi = cols
+            .batch_seq
+            .last()
+            .into_iter()
+            .chain(cols.anchors.last().map(|x| &x.seq))
+            .max();
+        if let (Some(&lo), Some(&hi)) = (lo, hi) {
+            a.note_seq(lo);
+            a.last_seq = Some(hi);
+        }
+        let bi0 = a.b_seq.len() as u32;
+        let base = a.ipids.len() as u32;
+        a.b_seq.extend_from_slice(&cols.batch_seq);
+        a.b_tsc.extend_from_slice(&cols.batch_tsc);
+        a.b_req.extend_from_slice(&cols.batch_requested);
+        if let Some((_, starts)) = cols.batch_ipids.split_last() {
+            a.b_off.extend(starts.iter().map(|&o| base + o));
+        }
+        a.ipids.extend_from_slice(&cols.ipids);
+        for &(b, start) in &cols.tuple_batches {
+            let n = cols.batch_len(b as usize);
+            let ts = &cols.tuples[start as usize..start as usize + n];
+            a.tuples
+                .extend(ts.iter().enumerate().map(|(i, t)| (bi0 + b, i as u16, *t)));
+        }
+        a.anchors.extend(cols.anchors.iter().map(|x| (x.seq, *x)));
+    }
+
     /// Adds one clock anchor of `stream` with its record seq.
     pub fn anchor(&mut self, stream: StreamId, seq: u64, x: collector::ClockAnchor) {
         let a = self.acc(stream);
@@ -347,6 +388,8 @@ impl IndexBuilder {
         mut self,
         nominal_hz: f64,
     ) -> Result<(Built, Vec<HostClock>), DiagnoseError> {
+        let t0 = std::time::Instant::now();
+        crate::progress::lap(t0, "  index: finish");
         // Pass 1 (streams in parallel): order every stream by seq and drop
         // duplicates, and collect what the skeleton trace (clock, DAG,
         // losses) needs.
@@ -395,6 +438,7 @@ impl IndexBuilder {
             streams: skeleton_streams,
             report: tracefile::ReadReport::default(),
         };
+        crate::progress::lap(t0, "  index: pass 1");
         let clocks = calibrate(&skeleton, nominal_hz);
         let n_streams = self.streams.len();
         let n_batches: usize = self.streams.iter().map(|a| a.b_seq.len()).sum();
@@ -437,6 +481,7 @@ impl IndexBuilder {
             duplicates_dropped: self.duplicates,
         };
         ix.batch_obs[n_batches] = n_obs as u32;
+        crate::progress::lap(t0, "  index: arrays allocated");
         let accs = std::mem::take(&mut self.streams);
         let nbs: Vec<usize> = accs.iter().map(|a| a.b_seq.len()).collect();
         let nos: Vec<usize> = accs.iter().map(|a| a.ipids.len()).collect();
@@ -498,6 +543,7 @@ impl IndexBuilder {
                 (clamped, tuples)
             })
             .collect();
+        crate::progress::lap(t0, "  index: laid out");
         let mut stream_tuples = Vec::with_capacity(n_streams);
         for (c, t) in per_stream {
             ix.clamped_times += c;

@@ -238,31 +238,34 @@ pub fn read_index(
     let mut b = IndexBuilder::new();
     // The reader (framing, CRC, decoding) runs on its own thread and the
     // builder on this one; chunks pass in file order through a bounded
-    // channel, so the result is the same as a plain loop. Used chunks go
-    // back to the reader thread to be freed there: a record's buffers are
-    // then freed by the thread that allocates the next ones, which keeps
-    // the allocator on its fast per-thread path.
-    let (tx, rx) = std::sync::mpsc::sync_channel::<tracefile::Chunk>(32);
-    let (back_tx, back_rx) = std::sync::mpsc::channel::<tracefile::Chunk>();
+    // channel, so the result is the same as a plain loop. Records are
+    // decoded column-wise ([`tracefile::RecordColumns`]: no allocation per
+    // record) and the columns go back to the reader thread to be refilled,
+    // so after the first few chunks loading allocates nothing but the
+    // builder's own growing arrays.
+    type Item = (tracefile::Chunk, tracefile::RecordColumns);
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Item>(32);
+    let (back_tx, back_rx) = std::sync::mpsc::channel::<tracefile::RecordColumns>();
     let joined = std::thread::scope(|s| {
         let reader = s.spawn(move || {
             loop {
-                while let Ok(used) = back_rx.try_recv() {
-                    drop(used);
-                }
-                let Some(chunk) = rd.next_chunk()? else {
+                let mut cols = back_rx.try_recv().unwrap_or_default();
+                let Some(chunk) = rd.next_chunk_into(&mut cols)? else {
                     break;
                 };
-                if tx.send(chunk).is_err() {
+                if tx.send((chunk, cols)).is_err() {
                     break;
                 }
             }
             Ok::<_, tracefile::TraceError>(rd)
         });
-        for chunk in rx {
+        for (chunk, cols) in rx {
             b.chunk_ref(&chunk);
+            if let tracefile::ChunkBody::Records(rc) = &chunk.body {
+                b.columns(rc.stream, &cols);
+            }
             // The reader may be gone (done or failed): then drop here.
-            let _ = back_tx.send(chunk);
+            let _ = back_tx.send(cols);
         }
         reader.join()
     });
@@ -349,9 +352,7 @@ pub fn dag_of(trace: &Trace, cfg: &Config) -> Result<Dag, DiagnoseError> {
 fn prepare(b: IndexBuilder, cfg: &Config) -> Result<Prepared, DiagnoseError> {
     let t0 = std::time::Instant::now();
     let (built, clocks) = b.finish(cfg.nominal_tsc_hz)?;
-    if std::env::var_os("MICROSCOPE_TIMING").is_some() {
-        eprintln!("index laid out {:.2}s", t0.elapsed().as_secs_f64());
-    }
+    progress::lap(t0, "index laid out");
     let index::Built {
         skeleton: trace,
         mut ix,
@@ -359,13 +360,9 @@ fn prepare(b: IndexBuilder, cfg: &Config) -> Result<Prepared, DiagnoseError> {
     } = built;
     let trace = &trace;
     let dag = build_dag(trace, &mut ix, cfg)?;
+    progress::lap(t0, "  DAG built");
     let tuples = reconstruct::collect_tuples(stream_tuples, &dag);
-    if std::env::var_os("MICROSCOPE_TIMING").is_some() {
-        eprintln!(
-            "index + DAG + tuples built {:.2}s",
-            t0.elapsed().as_secs_f64()
-        );
-    }
+    progress::lap(t0, "index + DAG + tuples built");
     let loss_ns = trace
         .streams
         .iter()
@@ -399,9 +396,7 @@ fn prepare(b: IndexBuilder, cfg: &Config) -> Result<Prepared, DiagnoseError> {
 fn finish(p: Prepared, cfg: &Config) -> Reconstruction {
     let t0 = std::time::Instant::now();
     let j = reconstruct::reconstruct(p.tuples, &p.ix, &p.dag, cfg.match_window_ns, cfg.slack_ns);
-    if std::env::var_os("MICROSCOPE_TIMING").is_some() {
-        eprintln!("matching + journeys {:.2}s", t0.elapsed().as_secs_f64());
-    }
+    progress::lap(t0, "matching + journeys");
     Reconstruction {
         dag: p.dag,
         clocks: p.clocks,
@@ -546,7 +541,10 @@ pub fn diagnose_reconstructed(
     progress: &(dyn Fn(Stage, u64, u64) + Sync),
 ) -> Result<Diagnosis, DiagnoseError> {
     let (ix, j, dag) = (&rec.ix, &rec.j, &rec.dag);
+    let t0 = std::time::Instant::now();
+    let lap = |what: &str| progress::lap(t0, &format!("  diagnose: {what}"));
     let peak = queue::peak_rates(dag, ix, &cfg.peak_rates);
+    lap("peak rates");
     for (n, p) in dag.nodes.iter().zip(&peak) {
         if n.role == Role::Nf && !n.rx_streams.is_empty() && !(p.pps.is_finite() && p.pps > 0.0) {
             return Err(DiagnoseError::NoPeakRate {
@@ -557,9 +555,11 @@ pub fn diagnose_reconstructed(
     }
     let rates: Vec<f64> = peak.iter().map(|p| p.pps).collect();
     let empties = queue::emptying_batches(ix);
+    lap("emptying batches");
     progress(Stage::Victims, 0, 1);
     let (targets, victim_stats) = victims::select(ix, j, dag, cfg, &empties, &rates, &rec.loss_ns);
     progress(Stage::Victims, 1, 1);
+    lap("victims selected");
     let engine = Engine {
         ix,
         j,
@@ -586,6 +586,7 @@ pub fn diagnose_reconstructed(
             (p.stream, p.start, p.end, lost, i)
         })
         .collect();
+    lap("periods");
     keyed.sort_unstable();
     let mut groups: Vec<Vec<usize>> = Vec::new();
     for (k, e) in keyed.iter().enumerate() {
@@ -599,30 +600,55 @@ pub fn diagnose_reconstructed(
             groups.push(vec![e.4]);
         }
     }
+    lap("grouped");
     let mut results: Vec<Option<(VictimDiagnosis, bool)>> = vec![None; targets.len()];
-    let per_group: Vec<Vec<(usize, VictimDiagnosis, bool)>> = groups
-        .par_iter()
-        .map_init(
-            || Scratch::new(n_paths),
-            |sc, g| {
-                let mut st = blame::PreSetAcc::new(n_paths, periods[g[0]].start);
-                g.iter()
-                    .map(|&i| {
+    // Groups run largest first (estimated by their PreSet sizes), pulled by
+    // one worker per thread from a shared cursor, each worker with its own
+    // scratch: a long group started last would leave the other threads
+    // idle. Results go back to victim order, so they do not depend on who
+    // ran a group.
+    let cost = |g: &Vec<usize>| -> u64 {
+        g.iter()
+            .map(|&i| u64::from(periods[i].end.saturating_sub(periods[i].start)) + 1)
+            .sum()
+    };
+    let mut sched: Vec<usize> = (0..groups.len()).collect();
+    sched.sort_by_cached_key(|&k| (std::cmp::Reverse(cost(&groups[k])), k));
+    let cursor = std::sync::atomic::AtomicUsize::new(0);
+    let workers = rayon::current_num_threads().clamp(1, groups.len().max(1));
+    type Done = Vec<(usize, VictimDiagnosis, bool)>;
+    let mut per_worker: Vec<Done> = (0..workers).map(|_| Vec::new()).collect();
+    rayon::scope(|s| {
+        for out in per_worker.iter_mut() {
+            let (groups, sched, cursor, engine, periods, targets, done) =
+                (&groups, &sched, &cursor, &engine, &periods, &targets, &done);
+            s.spawn(move |_| {
+                let mut sc = Scratch::new(n_paths);
+                loop {
+                    let n = cursor.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                    let Some(&k) = sched.get(n) else {
+                        break;
+                    };
+                    let g = &groups[k];
+                    let mut st = blame::PreSetAcc::new(n_paths, periods[g[0]].start);
+                    for &i in g {
                         let vt = &targets[i];
-                        let ex = engine.explain_with(vt.node, periods[i].clone(), &mut st, 0, sc);
+                        let ex =
+                            engine.explain_with(vt.node, periods[i].clone(), &mut st, 0, &mut sc);
                         let d = done.fetch_add(1, std::sync::atomic::Ordering::Relaxed) + 1;
                         if d.is_multiple_of(1024) || d == total {
                             progress(Stage::Diagnose, d, total);
                         }
                         let clamped = ex.period.clamped;
-                        (i, to_victim(rec, vt, ex, cfg.max_flows), clamped)
-                    })
-                    .collect()
-            },
-        )
-        .collect();
-    for g in per_group {
-        for (i, v, c) in g {
+                        out.push((i, to_victim(rec, vt, ex, cfg.max_flows), clamped));
+                    }
+                }
+            });
+        }
+    });
+    lap("explained");
+    for w in per_worker {
+        for (i, v, c) in w {
             results[i] = Some((v, c));
         }
     }
@@ -640,7 +666,9 @@ pub fn diagnose_reconstructed(
             .max(v.ranked.iter().map(|c| c.depth).max().unwrap_or(0));
         out.push(v);
     }
+    lap("merged");
     let relations = relations_of(dag, &out);
+    lap("relations");
     Ok(Diagnosis {
         dag: dag.clone(),
         clocks: rec.clocks.clone(),
@@ -710,6 +738,17 @@ pub fn diagnose_slots(
     Ok(out)
 }
 
+/// True when `f` is what [`blame::fold_flows`] returns for it: no unknown
+/// tuple, at most `max` entries, in strictly descending score order, ties
+/// by strictly ascending tuple id (which also makes the tuples distinct, so
+/// folding sums nothing).
+fn blame_flows_canonical(f: &[(u32, f64)], max: usize) -> bool {
+    f.len() <= max
+        && f.iter().all(|x| x.0 != NONE)
+        && f.windows(2)
+            .all(|w| w[1].1.total_cmp(&w[0].1).then(w[0].0.cmp(&w[1].0)).is_lt())
+}
+
 fn to_victim(
     rec: &Reconstruction,
     vt: &victims::VictimTarget,
@@ -728,7 +767,7 @@ fn to_victim(
     }
     let mut ranked: Vec<Culprit> = merged
         .into_iter()
-        .map(|(node, source, cs)| {
+        .map(|(node, source, mut cs)| {
             let name = dag.nodes[node as usize].name.clone();
             let score: f64 = cs.iter().map(|c| c.score).sum();
             let gap = if score > 0.0 {
@@ -739,10 +778,18 @@ fn to_victim(
             } else {
                 0.0
             };
-            let flows = blame::fold_flows(
-                cs.iter().flat_map(|c| c.flows.iter().copied()).collect(),
-                max_flows,
-            );
+            // A location with one contribution usually has its flows
+            // folded already (distinct tuples, at most `max_flows`, in the
+            // canonical order); folding them again would give them back
+            // unchanged, so only check the order.
+            let flows = if cs.len() == 1 && blame_flows_canonical(&cs[0].flows, max_flows) {
+                std::mem::take(&mut cs[0].flows)
+            } else {
+                blame::fold_flows(
+                    cs.iter().flat_map(|c| c.flows.iter().copied()).collect(),
+                    max_flows,
+                )
+            };
             Culprit {
                 location: if source {
                     Location::Source(name)
@@ -791,17 +838,30 @@ fn to_victim(
     }
 }
 
+/// The flat relation list, victim by victim in order. Built in parallel
+/// straight into the final vector: relation `r` belongs to the victim whose
+/// range of the prefix sums of culprit counts holds it.
 fn relations_of(dag: &Dag, victims: &[VictimDiagnosis]) -> Vec<CausalRelation> {
     let nf_type = |name: &str| {
         dag.node_index(name)
             .map(|i| dag.nodes[i].nf_type.clone())
             .unwrap_or_default()
     };
-    let mut out = Vec::with_capacity(victims.iter().map(|v| v.ranked.len()).sum());
+    let mut first = Vec::with_capacity(victims.len() + 1);
+    let mut n = 0usize;
     for v in victims {
-        let vt = nf_type(&v.nf);
-        for c in &v.ranked {
-            out.push(CausalRelation {
+        first.push(n);
+        n += v.ranked.len();
+    }
+    first.push(n);
+    let mut out = Vec::with_capacity(n);
+    (0..n)
+        .into_par_iter()
+        .map(|r| {
+            let vi = first.partition_point(|&f| f <= r) - 1;
+            let v = &victims[vi];
+            let c = &v.ranked[r - first[vi]];
+            CausalRelation {
                 culprit: c.location.clone(),
                 culprit_packets: c.packets,
                 culprit_first_ns: c.first_ns,
@@ -813,13 +873,13 @@ fn relations_of(dag: &Dag, victims: &[VictimDiagnosis]) -> Vec<CausalRelation> {
                 },
                 victim: v.slot,
                 victim_nf: v.nf.clone(),
-                victim_nf_type: vt.clone(),
+                victim_nf_type: nf_type(&v.nf),
                 victim_flow: v.flow,
                 score: c.score,
                 gap_ns: c.gap_ns,
-            });
-        }
-    }
+            }
+        })
+        .collect_into_vec(&mut out);
     out
 }
 

@@ -175,6 +175,19 @@ pub(crate) struct Job {
     size: usize,
 }
 
+/// One upstream observation as a member of its IPID's window list: the
+/// fields the candidate walk touches, packed in 8 bytes so that a step
+/// along a list costs one cache miss, not three.
+#[derive(Clone, Copy)]
+struct ListNode {
+    /// Next upstream observation (position in `ue`) with the same IPID.
+    next: u32,
+    /// Its link (stream index in `up`).
+    k: u16,
+    /// How many downstream observations have it as a candidate (saturating).
+    hits: u8,
+}
+
 /// Working buffers of [`match_streams`], reused from one matching unit to
 /// the next by a worker, so their pages are faulted in once, not per unit.
 #[derive(Default)]
@@ -183,8 +196,7 @@ pub(crate) struct MatchScratch {
     order: Vec<DownE>,
     head: Vec<u32>,
     tail: Vec<u32>,
-    next: Vec<u32>,
-    hits: Vec<u8>,
+    node: Vec<ListNode>,
     cstart: Vec<u32>,
     cands: Vec<u32>,
     used: Vec<bool>,
@@ -233,8 +245,7 @@ pub(crate) fn match_streams(
         order,
         head,
         tail,
-        next,
-        hits,
+        node,
         cstart,
         cands,
         used,
@@ -287,8 +298,12 @@ pub(crate) fn match_streams(
     // 1. Candidates, through the sliding window of per-IPID FIFO lists.
     refill(head, 65536, NONE);
     refill(tail, 65536, NONE);
-    refill(next, n_up, NONE);
-    refill(hits, n_up, 0u8);
+    node.clear();
+    node.extend(ue.iter().map(|e| ListNode {
+        next: NONE,
+        k: e.k,
+        hits: 0,
+    }));
     cstart.clear();
     cstart.reserve(n_down + 1);
     cands.clear();
@@ -300,7 +315,7 @@ pub(crate) fn match_streams(
             if tail[v] == NONE {
                 head[v] = ins as u32;
             } else {
-                next[tail[v] as usize] = ins as u32;
+                node[tail[v] as usize].next = ins as u32;
             }
             tail[v] = ins as u32;
             ins += 1;
@@ -308,7 +323,7 @@ pub(crate) fn match_streams(
         // Dropped in time order, so each is the head of its IPID's list.
         while ev < ins && ue[ev].time < t - window_ns {
             let v = ue[ev].ipid as usize;
-            head[v] = next[ev];
+            head[v] = node[ev].next;
             if head[v] == NONE {
                 tail[v] = NONE;
             }
@@ -319,12 +334,12 @@ pub(crate) fn match_streams(
         let al = &allowed[di];
         let (c0, mut p) = (cands.len(), head[v]);
         while p != NONE {
-            let pu = p as usize;
-            if al[ue[pu].k as usize] {
-                hits[pu] = hits[pu].saturating_add(1);
+            let n = &mut node[p as usize];
+            if al[n.k as usize] {
+                n.hits = n.hits.saturating_add(1);
                 cands.push(p);
             }
-            p = next[pu];
+            p = n.next;
         }
         if cands.len() - c0 > 1 {
             st.ambiguous += 1;
@@ -332,7 +347,10 @@ pub(crate) fn match_streams(
     }
     cstart.push(cands.len() as u32);
     if timing() {
-        eprintln!("  match: candidates {:.2}s", t0.elapsed().as_secs_f64());
+        crate::progress::lap(
+            t0,
+            &format!("  match: {n_up} up, {n_down} down: candidates"),
+        );
     }
 
     // 2. Anchors: unique both ways, then per link (downstream stream ×
@@ -342,7 +360,7 @@ pub(crate) fn match_streams(
     for (j, w) in cstart.windows(2).enumerate() {
         if w[1] - w[0] == 1 {
             let p = cands[w[0] as usize];
-            if hits[p as usize] == 1 {
+            if node[p as usize].hits == 1 {
                 let e = &ue[p as usize];
                 per_link[order[j].di as usize * n_links + e.k as usize].push((j as u32, p));
             }
@@ -379,7 +397,7 @@ pub(crate) fn match_streams(
         }
     }
     if timing() {
-        eprintln!("  match: anchors {:.2}s", t0.elapsed().as_secs_f64());
+        crate::progress::lap(t0, &format!("  match: {n_up} up, {n_down} down: anchors"));
     }
 
     // 3. Sweep all downstream observations in time order (ties: stream,
@@ -467,12 +485,7 @@ pub(crate) fn match_streams(
         st.max_delay_ns = st.max_delay_ns.max(tx - c.time);
     }
     if timing() {
-        eprintln!(
-            "  match: sweep done {:.2}s ({} up, {} down)",
-            t0.elapsed().as_secs_f64(),
-            st.up,
-            st.down
-        );
+        crate::progress::lap(t0, &format!("  match: {n_up} up, {n_down} down: swept"));
     }
     st
 }
@@ -491,7 +504,13 @@ fn lis_by<T>(list: &[T], key: impl Fn(&T) -> u32) -> Vec<bool> {
     let mut tail_idx: Vec<usize> = Vec::new();
     let mut pred = vec![usize::MAX; n];
     for (i, &k) in keys.iter().enumerate() {
-        let j = tail_keys.partition_point(|&t| t < k);
+        // The tails ascend strictly; anchors of a link nearly always come
+        // in order, so first try appending (what the search would find).
+        let j = if tail_keys.last().is_none_or(|&t| t < k) {
+            tail_keys.len()
+        } else {
+            tail_keys.partition_point(|&t| t < k)
+        };
         if j > 0 {
             pred[i] = tail_idx[j - 1];
         }
@@ -596,7 +615,7 @@ pub(crate) fn collect_tuples(mut recorded: Vec<Vec<(u32, u16, FiveTuple)>>, dag:
 /// interning millions of 5-tuples; the input is a trace, not an adversary
 /// who could force collisions to any purpose beyond a slower run.
 #[derive(Default, Clone, Copy)]
-struct FxHasher(u64);
+pub(crate) struct FxHasher(u64);
 
 impl std::hash::Hasher for FxHasher {
     fn write(&mut self, bytes: &[u8]) {
@@ -621,7 +640,12 @@ impl std::hash::Hasher for FxHasher {
     }
 }
 
-type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+pub(crate) type FxBuild = std::hash::BuildHasherDefault<FxHasher>;
+
+/// A `HashMap` with [`FxHasher`]: for the engine's hot maps keyed by dense
+/// ids (tuple ids, observation pairs), where SipHash's DoS resistance buys
+/// nothing and costs several times the hashing time.
+pub(crate) type FxHashMap<K, V> = HashMap<K, V, FxBuild>;
 
 pub(crate) fn reconstruct(
     tuple_obs: TupleObs,
@@ -793,9 +817,7 @@ pub(crate) fn reconstruct(
     drop(outs);
 
     let t_join = std::time::Instant::now();
-    if timing() {
-        eprintln!("  all units matched");
-    }
+    crate::progress::lap(t_join, "  all units matched");
     let mut stats = ReconstructionStats {
         observations: n_obs as u64,
         ..Default::default()
@@ -809,6 +831,7 @@ pub(crate) fn reconstruct(
             stats.inside.add(&st);
         }
     }
+    crate::progress::lap(t_join, "  stats merged");
     // An upstream observation is claimed once (matching is joint within a
     // unit and units share no upstream stream); a second claim would be
     // dropped and counted.
@@ -826,6 +849,7 @@ pub(crate) fn reconstruct(
         has_next[y as usize] = true;
     }
 
+    crate::progress::lap(t_join, "  conflicts checked");
     // Journeys, paths and tuples in topological order.
     let mut obs_pkt = vec![NONE; n_obs];
     let mut pkt_first = Vec::new();
@@ -873,9 +897,8 @@ pub(crate) fn reconstruct(
         }
     }
     drop(pkt_path);
-    if timing() {
-        eprintln!("  merge + journeys {:.2}s", t_join.elapsed().as_secs_f64());
-    }
+    crate::progress::lap(t_join, "  journeys walked");
+    crate::progress::lap(t_join, "  merge + journeys");
     let n_pkts = pkt_first.len();
     stats.packets = n_pkts as u64;
     stats.paths = (paths.len() - 1) as u64;

@@ -9,6 +9,7 @@ use crate::index::{Index, NONE};
 use crate::queue::{local, Target};
 use crate::reconstruct::Journeys;
 use collector::Role;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 /// One (victim packet, NF) pair to diagnose.
@@ -53,12 +54,18 @@ struct History {
 }
 
 fn histories(ix: &Index, j: &Journeys, dag: &Dag, bucket: i64) -> Vec<Option<History>> {
-    let mut out: Vec<Option<History>> = (0..ix.n_streams()).map(|_| None).collect();
+    let mut of_nf = vec![false; ix.n_streams()];
     for node in dag.nodes.iter().filter(|n| n.role == Role::Nf) {
         for &s in &node.rx_streams {
+            of_nf[s as usize] = true;
+        }
+    }
+    (0..ix.n_streams() as u32)
+        .into_par_iter()
+        .map(|s| {
             let r = ix.stream_obs(s);
-            if r.is_empty() {
-                continue;
+            if !of_nf[s as usize] || r.is_empty() {
+                return None;
             }
             let t0 = ix.time(r.start);
             let t1 = ix.time(r.end - 1);
@@ -81,10 +88,9 @@ fn histories(ix: &Index, j: &Journeys, dag: &Dag, bucket: i64) -> Vec<Option<His
                 h.sum[b] += d;
                 h.sumsq[b] += d * d;
             }
-            out[s as usize] = Some(h);
-        }
-    }
-    out
+            Some(h)
+        })
+        .collect()
 }
 
 impl History {
@@ -133,6 +139,7 @@ pub(crate) fn select(
     };
     // End-to-end latency of delivered packets (NaN otherwise).
     let latency: Vec<f64> = (0..n_pkts)
+        .into_par_iter()
         .map(|p| {
             let (a, b) = (j.pkt_first[p], j.pkt_last[p]);
             let n = ix.node_of_obs(b);
@@ -143,7 +150,11 @@ pub(crate) fn select(
             }
         })
         .collect();
-    let mut delivered: Vec<f64> = latency.iter().copied().filter(|l| !l.is_nan()).collect();
+    let mut delivered: Vec<f64> = latency
+        .par_iter()
+        .copied()
+        .filter(|l| !l.is_nan())
+        .collect();
     st.delivered = delivered.len() as u64;
     let mut slow = vec![false; n_pkts];
     let mut threshold: Option<f64> = None;
@@ -160,11 +171,11 @@ pub(crate) fn select(
         };
         if let Some(thr) = thr {
             threshold = Some(threshold.map_or(thr, |t: f64| t.min(thr)));
-            for (p, &l) in latency.iter().enumerate() {
+            slow.par_iter_mut().zip(&latency).for_each(|(s, &l)| {
                 if l > thr {
-                    slow[p] = true;
+                    *s = true;
                 }
-            }
+            });
         }
         if let VictimRule::ThroughputBelow { pps, window_ns } = *rule {
             mark_low_throughput(ix, j, &latency, pps, window_ns, &mut slow);
@@ -180,51 +191,65 @@ pub(crate) fn select(
     } else {
         Vec::new()
     };
-    let mut out = Vec::new();
-    for p in 0..n_pkts {
-        if !slow[p] {
-            continue;
-        }
-        st.slow_packets += 1;
-        // Walk the journey back; diagnose at each NF rx where abnormal.
-        let mut o = j.pkt_last[p];
-        let mut found = Vec::new();
-        loop {
-            let prev = j.prev[o as usize];
-            let n = ix.node_of_obs(o);
-            if prev != NONE
-                && n != NONE
-                && dag.nodes[n as usize].role == Role::Nf
-                && ix.stream_dir[ix.stream_of(o) as usize] == collector::Direction::Rx
-            {
-                let t = ix.time(o);
-                let d = (t - ix.time(prev)) as f64;
-                let s = ix.stream_of(o) as usize;
-                let abnormal = !cfg.require_abnormal
-                    || hist[s]
-                        .as_ref()
-                        .is_none_or(|h| h.abnormal(t, d, bucket, n_hist, cfg.abnormal_sigma));
-                if abnormal {
-                    found.push(VictimTarget {
-                        node: n,
-                        target: Target::Received(o),
-                        slot_obs: o,
-                        pkt: p as u32,
-                        latency_ns: latency[p],
-                        local_delay_ns: d,
-                        lost: false,
-                    });
-                } else {
-                    st.skipped_normal += 1;
+    // Slow packets in parallel, in chunks of packets; results are
+    // concatenated in packet order (the same as one sequential pass).
+    const CHUNK: usize = 1 << 14;
+    let per_chunk: Vec<(Vec<VictimTarget>, u64, u64)> = slow
+        .par_chunks(CHUNK)
+        .enumerate()
+        .map(|(ci, ch)| {
+            let (mut out, mut n_slow, mut normal) = (Vec::new(), 0u64, 0u64);
+            let mut found = Vec::new();
+            for (k, _) in ch.iter().enumerate().filter(|e| *e.1) {
+                let p = ci * CHUNK + k;
+                n_slow += 1;
+                // Walk the journey back; diagnose at each NF rx where abnormal.
+                let mut o = j.pkt_last[p];
+                found.clear();
+                loop {
+                    let prev = j.prev[o as usize];
+                    let n = ix.node_of_obs(o);
+                    if prev != NONE
+                        && n != NONE
+                        && dag.nodes[n as usize].role == Role::Nf
+                        && ix.stream_dir[ix.stream_of(o) as usize] == collector::Direction::Rx
+                    {
+                        let t = ix.time(o);
+                        let d = (t - ix.time(prev)) as f64;
+                        let s = ix.stream_of(o) as usize;
+                        let abnormal = !cfg.require_abnormal
+                            || hist[s].as_ref().is_none_or(|h| {
+                                h.abnormal(t, d, bucket, n_hist, cfg.abnormal_sigma)
+                            });
+                        if abnormal {
+                            found.push(VictimTarget {
+                                node: n,
+                                target: Target::Received(o),
+                                slot_obs: o,
+                                pkt: p as u32,
+                                latency_ns: latency[p],
+                                local_delay_ns: d,
+                                lost: false,
+                            });
+                        } else {
+                            normal += 1;
+                        }
+                    }
+                    if prev == NONE {
+                        break;
+                    }
+                    o = prev;
                 }
+                out.extend(found.iter().rev());
             }
-            if prev == NONE {
-                break;
-            }
-            o = prev;
-        }
-        found.reverse();
-        out.extend(found);
+            (out, n_slow, normal)
+        })
+        .collect();
+    let mut out = Vec::with_capacity(per_chunk.iter().map(|c| c.0.len()).sum());
+    for (v, n_slow, normal) in per_chunk {
+        st.slow_packets += n_slow;
+        st.skipped_normal += normal;
+        out.extend(v);
     }
 
     if cfg.victims.contains(&VictimRule::Lost) {
@@ -239,69 +264,88 @@ pub(crate) fn select(
             if downs.is_empty() {
                 continue;
             }
+            // Each unmatched tx observation is judged on its own (in
+            // parallel); outcomes are folded in observation order.
+            enum Lost {
+                Uncovered,
+                Unobserved,
+                At(VictimTarget),
+            }
             for &s in &node.tx_streams {
-                for y in ix.stream_obs(s) {
-                    if j.has_next[y as usize] {
-                        continue;
-                    }
-                    let t = ix.time(y);
-                    // Choose the queue it was dropped at: among the
-                    // downstream rx streams whose records extend past the
-                    // matching window, the longest queue at t.
-                    let mut best: Option<(u32, u32, u32)> = None; // (queue, node, stream)
-                    let mut unobserved = false;
-                    let mut any_covered = false;
-                    for &d in &downs {
-                        for &ds in &dag.nodes[d].rx_streams {
-                            let r = ix.stream_obs(ds);
-                            if r.is_empty() || ix.time(r.end - 1) < t + cfg.match_window_ns {
-                                continue;
-                            }
-                            any_covered = true;
-                            if loss_ns[ds as usize]
-                                .iter()
-                                .any(|&(a, b)| a <= t + cfg.match_window_ns && b >= t)
-                            {
-                                unobserved = true;
-                                continue;
-                            }
-                            let per = local(
-                                ix,
-                                j,
-                                &empties[ds as usize],
-                                rates[d],
-                                Target::Lost { stream: ds, t },
-                            );
-                            let q = per.queue_len();
-                            if best.is_none_or(|b| q > b.0) {
-                                best = Some((q, d as u32, ds));
+                let outcomes: Vec<Lost> = ix
+                    .stream_obs(s)
+                    .into_par_iter()
+                    .filter(|&y| !j.has_next[y as usize])
+                    .map(|y| {
+                        let t = ix.time(y);
+                        // Choose the queue it was dropped at: among the
+                        // downstream rx streams whose records extend past the
+                        // matching window, the longest queue at t.
+                        let mut best: Option<(u32, u32, u32)> = None; // (queue, node, stream)
+                        let mut unobserved = false;
+                        let mut any_covered = false;
+                        for &d in &downs {
+                            for &ds in &dag.nodes[d].rx_streams {
+                                let r = ix.stream_obs(ds);
+                                if r.is_empty() || ix.time(r.end - 1) < t + cfg.match_window_ns {
+                                    continue;
+                                }
+                                any_covered = true;
+                                if loss_ns[ds as usize]
+                                    .iter()
+                                    .any(|&(a, b)| a <= t + cfg.match_window_ns && b >= t)
+                                {
+                                    unobserved = true;
+                                    continue;
+                                }
+                                let per = local(
+                                    ix,
+                                    j,
+                                    &empties[ds as usize],
+                                    rates[d],
+                                    Target::Lost { stream: ds, t },
+                                );
+                                let q = per.queue_len();
+                                if best.is_none_or(|b| q > b.0) {
+                                    best = Some((q, d as u32, ds));
+                                }
                             }
                         }
+                        if !any_covered {
+                            return Lost::Uncovered;
+                        }
+                        if unobserved {
+                            return Lost::Unobserved;
+                        }
+                        let Some((_, d, ds)) = best else {
+                            return Lost::Uncovered;
+                        };
+                        let pkt = j.obs_pkt[y as usize];
+                        let first = j.pkt_first[pkt as usize];
+                        Lost::At(VictimTarget {
+                            node: d,
+                            target: Target::Lost { stream: ds, t },
+                            slot_obs: y,
+                            pkt,
+                            latency_ns: if is_source(first) {
+                                (t - ix.time(first)) as f64
+                            } else {
+                                0.0
+                            },
+                            local_delay_ns: 0.0,
+                            lost: true,
+                        })
+                    })
+                    .collect();
+                for o in outcomes {
+                    match o {
+                        Lost::Uncovered => {}
+                        Lost::Unobserved => st.unobserved += 1,
+                        Lost::At(v) => {
+                            st.lost_packets += 1;
+                            out.push(v);
+                        }
                     }
-                    if !any_covered {
-                        continue;
-                    }
-                    if unobserved {
-                        st.unobserved += 1;
-                        continue;
-                    }
-                    let Some((_, d, ds)) = best else { continue };
-                    st.lost_packets += 1;
-                    let pkt = j.obs_pkt[y as usize];
-                    let first = j.pkt_first[pkt as usize];
-                    out.push(VictimTarget {
-                        node: d,
-                        target: Target::Lost { stream: ds, t },
-                        slot_obs: y,
-                        pkt,
-                        latency_ns: if is_source(first) {
-                            (t - ix.time(first)) as f64
-                        } else {
-                            0.0
-                        },
-                        local_delay_ns: 0.0,
-                        lost: true,
-                    });
                 }
             }
         }

@@ -4,8 +4,9 @@
 //! - the *frame* of a chunk ([`ChunkHeader`]: fixed 72-byte header, payload,
 //!   CRC32C, repeated length), validated by [`check_frame`] before any field
 //!   of the payload is looked at;
-//! - the *payload* of a record chunk ([`encode_record`] / [`decode_records`]),
-//!   a compact delta/varint coding of batch records and clock anchors.
+//! - the *payload* of a record chunk ([`encode_record`] / [`decode_records`],
+//!   or [`decode_records_into`] reused [`RecordColumns`]), a compact
+//!   delta/varint coding of batch records and clock anchors.
 //!
 //! Every decoder here takes untrusted bytes and returns `Err(reason)` instead
 //! of panicking; every allocation is bounded by the bytes that remain in the
@@ -267,8 +268,41 @@ impl<'a> Cursor<'a> {
         Ok(s)
     }
 
+    /// An LEB128 varint of at most 10 bytes (64 bits).
+    #[inline]
     pub fn varint(&mut self) -> Result<u64, String> {
+        // Most varints in a trace (IPID and timestamp deltas, counts) are
+        // one byte: decode those inline.
+        if let Some(&b) = self.b.get(self.pos) {
+            if b < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(b));
+            }
+        }
+        self.varint_long()
+    }
+
+    #[inline(never)]
+    fn varint_long(&mut self) -> Result<u64, String> {
         let start = self.pos;
+        // Away from the end of the payload no byte can be missing: decode
+        // straight from the slice (same results and errors as below).
+        if let Some(b) = self.b.get(start..start + 10) {
+            let mut v: u64 = 0;
+            for (i, &byte) in b.iter().enumerate() {
+                if i == 9 && byte > 1 {
+                    return Err(format!("varint at payload byte {start} overflows 64 bits"));
+                }
+                v |= u64::from(byte & 0x7f) << (7 * i);
+                if byte & 0x80 == 0 {
+                    self.pos = start + i + 1;
+                    return Ok(v);
+                }
+            }
+            return Err(format!(
+                "varint at payload byte {start} is longer than 10 bytes"
+            ));
+        }
         let mut v: u64 = 0;
         for i in 0..10 {
             let byte = self.u8()?;
@@ -285,6 +319,7 @@ impl<'a> Cursor<'a> {
         ))
     }
 
+    #[inline]
     pub fn varint_max(&mut self, max: u64, what: &str) -> Result<u64, String> {
         let start = self.pos;
         let v = self.varint()?;
@@ -456,18 +491,121 @@ pub fn encode_record(out: &mut Vec<u8>, st: &mut CodecState, r: &Record) {
     st.prev_seq = seq;
 }
 
+/// The records of one chunk decoded column-wise, into buffers a caller
+/// reuses from chunk to chunk (no allocation per record or per chunk once
+/// they have grown): what a streaming consumer such as the diagnosis
+/// engine's index builder wants. Batches and anchors are kept apart; both
+/// are in ascending seq order, and since seqs ascend strictly across all
+/// records of a chunk, merging the two by seq restores the record order.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RecordColumns {
+    /// Per batch record: its seq, timestamp and requested burst size.
+    pub batch_seq: Vec<u64>,
+    pub batch_tsc: Vec<u64>,
+    pub batch_requested: Vec<u16>,
+    /// `batch_ipids[i]..batch_ipids[i + 1]` index batch `i`'s IPIDs in
+    /// `ipids` (one more entry than batches; empty when there are none).
+    pub batch_ipids: Vec<u32>,
+    pub ipids: Vec<u16>,
+    /// Non-IPv4 packets as (batch, index in batch).
+    pub non_ipv4: Vec<(u32, u16)>,
+    /// Batches carrying 5-tuples as (batch, start in `tuples`); the batch's
+    /// tuples are the next `batch_len(batch)` entries.
+    pub tuple_batches: Vec<(u32, u32)>,
+    pub tuples: Vec<FiveTuple>,
+    pub anchors: Vec<ClockAnchor>,
+}
+
+impl RecordColumns {
+    /// Empties every column, keeping the allocations.
+    pub fn clear(&mut self) {
+        self.batch_seq.clear();
+        self.batch_tsc.clear();
+        self.batch_requested.clear();
+        self.batch_ipids.clear();
+        self.ipids.clear();
+        self.non_ipv4.clear();
+        self.tuple_batches.clear();
+        self.tuples.clear();
+        self.anchors.clear();
+    }
+
+    /// Number of batch records.
+    pub fn batches(&self) -> usize {
+        self.batch_seq.len()
+    }
+
+    /// Packets in batch `i`.
+    pub fn batch_len(&self, i: usize) -> usize {
+        (self.batch_ipids[i + 1] - self.batch_ipids[i]) as usize
+    }
+
+    /// The IPIDs of batch `i`.
+    pub fn batch_ipids_of(&self, i: usize) -> &[u16] {
+        &self.ipids[self.batch_ipids[i] as usize..self.batch_ipids[i + 1] as usize]
+    }
+
+    /// The records as [`Record`]s, in seq order.
+    pub fn to_records(&self) -> Vec<Record> {
+        let mut out = Vec::with_capacity(self.batches() + self.anchors.len());
+        let (mut t, mut n4) = (0usize, 0usize);
+        let mut k = 0usize;
+        for i in 0..self.batches() {
+            while k < self.anchors.len() && self.anchors[k].seq < self.batch_seq[i] {
+                out.push(Record::Anchor(self.anchors[k]));
+                k += 1;
+            }
+            let mut non_ipv4 = Vec::new();
+            while n4 < self.non_ipv4.len() && self.non_ipv4[n4].0 as usize == i {
+                non_ipv4.push(self.non_ipv4[n4].1);
+                n4 += 1;
+            }
+            let tuples = if t < self.tuple_batches.len() && self.tuple_batches[t].0 as usize == i {
+                let s = self.tuple_batches[t].1 as usize;
+                t += 1;
+                Some(self.tuples[s..s + self.batch_len(i)].to_vec())
+            } else {
+                None
+            };
+            out.push(Record::Batch(BatchRecord {
+                seq: self.batch_seq[i],
+                tsc: self.batch_tsc[i],
+                requested: self.batch_requested[i],
+                ipids: self.batch_ipids_of(i).to_vec(),
+                non_ipv4,
+                tuples,
+            }));
+        }
+        out.extend(self.anchors[k..].iter().map(|a| Record::Anchor(*a)));
+        out
+    }
+}
+
 /// Decodes the payload of a record chunk whose (CRC-checked) header is `h`.
 /// Checks that exactly `record_count` records fill the payload, that their
 /// sequence numbers ascend strictly from `first_seq` to `last_seq`, and that
 /// every index and count is in range.
 pub fn decode_records(h: &ChunkHeader, payload: &[u8]) -> Result<Vec<Record>, String> {
+    let mut cols = RecordColumns::default();
+    decode_records_into(h, payload, &mut cols)?;
+    Ok(cols.to_records())
+}
+
+/// [`decode_records`] into reusable columns (cleared first; on error their
+/// content is unspecified). Same checks, same errors.
+pub fn decode_records_into(
+    h: &ChunkHeader,
+    payload: &[u8],
+    out: &mut RecordColumns,
+) -> Result<(), String> {
+    out.clear();
     let count = h.record_count as usize;
     if count == 0 {
         // A loss-only chunk: just the stream's counters.
         if !payload.is_empty() || h.first_seq != 0 || h.last_seq != 0 {
             return Err("loss-only chunk (zero records) with a payload or a sequence range".into());
         }
-        return Ok(Vec::new());
+        return Ok(());
     }
     if count > MAX_RECORDS_PER_CHUNK {
         return Err(format!(
@@ -489,7 +627,7 @@ pub fn decode_records(h: &ChunkHeader, payload: &[u8]) -> Result<Vec<Record>, St
     }
     let mut c = Cursor::new(payload);
     let mut st = CodecState::new(h.first_seq);
-    let mut out = Vec::with_capacity(count);
+    out.batch_ipids.push(0);
     for i in 0..count {
         let at = c.pos();
         let tag = c.u8()?;
@@ -531,8 +669,9 @@ pub fn decode_records(h: &ChunkHeader, payload: &[u8]) -> Result<Vec<Record>, St
             }
             let mono_ns = st.prev_mono.wrapping_add(unzigzag(c.varint()?) as u64);
             st.prev_mono = mono_ns;
-            out.push(Record::Anchor(ClockAnchor { seq, tsc, mono_ns }));
+            out.anchors.push(ClockAnchor { seq, tsc, mono_ns });
         } else {
+            let bi = out.batch_seq.len() as u32;
             let requested = if tag & TAG_REQ_SAME != 0 {
                 st.prev_requested
             } else {
@@ -543,12 +682,13 @@ pub fn decode_records(h: &ChunkHeader, payload: &[u8]) -> Result<Vec<Record>, St
             } else {
                 c.varint_max(MAX_BATCH as u64, "batch size")? as usize
             };
-            let ipids = match tag >> IPID_SHIFT {
+            match tag >> IPID_SHIFT {
                 IPID_RAW => {
                     let raw = c.bytes(2 * n)?;
-                    raw.chunks_exact(2)
-                        .map(|p| u16::from_le_bytes([p[0], p[1]]))
-                        .collect::<Vec<u16>>()
+                    out.ipids.extend(
+                        raw.chunks_exact(2)
+                            .map(|p| u16::from_le_bytes([p[0], p[1]])),
+                    );
                 }
                 IPID_DELTA => {
                     if c.remaining() < n {
@@ -557,23 +697,21 @@ pub fn decode_records(h: &ChunkHeader, payload: &[u8]) -> Result<Vec<Record>, St
                             c.remaining()
                         ));
                     }
-                    let mut v = Vec::with_capacity(n);
+                    out.ipids.reserve(n);
                     let mut prev = 0u16;
                     for _ in 0..n {
                         let z = c.varint_max(u64::from(u16::MAX), "IPID delta")?;
                         prev = prev.wrapping_add(unzigzag(z) as i16 as u16);
-                        v.push(prev);
+                        out.ipids.push(prev);
                     }
-                    v
                 }
                 e => return Err(format!("batch {i}: unknown IPID encoding {e}")),
-            };
-            let non_ipv4 = if tag & TAG_NON_IPV4 != 0 {
+            }
+            if tag & TAG_NON_IPV4 != 0 {
                 let k = c.varint_max(MAX_BATCH as u64, "non-IPv4 count")? as usize;
                 if c.remaining() < k {
                     return Err(format!("batch {i}: {k} non-IPv4 indices cannot fit"));
                 }
-                let mut v = Vec::with_capacity(k);
                 for _ in 0..k {
                     let idx = c.varint()?;
                     if idx >= n as u64 {
@@ -581,35 +719,24 @@ pub fn decode_records(h: &ChunkHeader, payload: &[u8]) -> Result<Vec<Record>, St
                             "batch {i}: non-IPv4 index {idx} out of range for {n} packets"
                         ));
                     }
-                    v.push(idx as u16);
+                    out.non_ipv4.push((bi, idx as u16));
                 }
-                v
-            } else {
-                Vec::new()
-            };
-            let tuples = if tag & TAG_TUPLES != 0 {
+            }
+            if tag & TAG_TUPLES != 0 {
                 let raw = c.bytes(FiveTuple::WIRE_LEN * n)?;
-                Some(
-                    raw.chunks_exact(FiveTuple::WIRE_LEN)
-                        .map(|t| {
-                            let mut a = [0u8; FiveTuple::WIRE_LEN];
-                            a.copy_from_slice(t);
-                            FiveTuple::from_bytes(&a)
-                        })
-                        .collect(),
-                )
-            } else {
-                None
-            };
+                out.tuple_batches.push((bi, out.tuples.len() as u32));
+                out.tuples
+                    .extend(raw.chunks_exact(FiveTuple::WIRE_LEN).map(|t| {
+                        let mut a = [0u8; FiveTuple::WIRE_LEN];
+                        a.copy_from_slice(t);
+                        FiveTuple::from_bytes(&a)
+                    }));
+            }
             st.prev_requested = requested;
-            out.push(Record::Batch(BatchRecord {
-                seq,
-                tsc,
-                requested,
-                ipids,
-                non_ipv4,
-                tuples,
-            }));
+            out.batch_seq.push(seq);
+            out.batch_tsc.push(tsc);
+            out.batch_requested.push(requested);
+            out.batch_ipids.push(out.ipids.len() as u32);
         }
         st.prev_seq = seq;
         st.prev_tsc = tsc;
@@ -626,7 +753,7 @@ pub fn decode_records(h: &ChunkHeader, payload: &[u8]) -> Result<Vec<Record>, St
             st.prev_seq, h.last_seq
         ));
     }
-    Ok(out)
+    Ok(())
 }
 
 /// Footer payload: totals the writer saw (informative only).

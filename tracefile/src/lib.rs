@@ -15,7 +15,10 @@
 //!   [`TraceReader`]) yields validated records only, grouped per stream in
 //!   ascending sequence order, duplicates dropped and counted, with every
 //!   loss as a [`LossWindow`]. [`ReadMode::Salvage`] returns every complete
-//!   valid chunk of a damaged file and reports what it skipped.
+//!   valid chunk of a damaged file and reports what it skipped. For bulk
+//!   consumers, [`TraceReader::next_chunk_into`] decodes a record chunk
+//!   column-wise into reused [`RecordColumns`] (no allocation per record or
+//!   per chunk), with the same checks and errors.
 //!
 //! Invariants:
 //! - A chunk is accepted only if its magic, length (≤ 16 MiB payload), CRC32C
@@ -36,6 +39,7 @@ pub mod summary;
 pub mod writer;
 
 pub use assemble::{loss_windows_from, TraceAssembler};
+pub use format::RecordColumns;
 pub use reader::{Chunk, ChunkBody, RecordChunk, TraceReader};
 pub use writer::{AppendReport, Rollback, TraceWriter, WriterStats, DEFAULT_CHUNK_RECORDS};
 

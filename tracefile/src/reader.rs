@@ -209,6 +209,25 @@ impl<R: Read> TraceReader<R> {
     /// [`TraceError::Io`]; [`TraceError::NotATrace`] in salvage mode when the
     /// header was bad and no chunk was found.
     pub fn next_chunk(&mut self) -> Result<Option<Chunk>, TraceError> {
+        self.next_chunk_inner(None)
+    }
+
+    /// [`TraceReader::next_chunk`] that decodes a record chunk's records into
+    /// `cols` (cleared first, buffers reused) and leaves its
+    /// [`RecordChunk::records`] empty: no allocation per record or per chunk.
+    /// For any other chunk `cols` is left empty. Same checks and errors.
+    pub fn next_chunk_into(
+        &mut self,
+        cols: &mut format::RecordColumns,
+    ) -> Result<Option<Chunk>, TraceError> {
+        cols.clear();
+        self.next_chunk_inner(Some(cols))
+    }
+
+    fn next_chunk_inner(
+        &mut self,
+        mut cols: Option<&mut format::RecordColumns>,
+    ) -> Result<Option<Chunk>, TraceError> {
         loop {
             if self.done {
                 return Ok(None);
@@ -233,7 +252,7 @@ impl<R: Read> TraceReader<R> {
             }
             let offset = self.offset();
             let parsed = match self.frame_at()? {
-                Ok((h, total)) => self.decode(&h, total),
+                Ok((h, total)) => self.decode(&h, total, cols.as_deref_mut()),
                 Err(e) => Err(e),
             };
             match parsed {
@@ -256,6 +275,10 @@ impl<R: Read> TraceReader<R> {
                     }));
                 }
                 Err(e) => {
+                    // A chunk that failed to decode contributes nothing.
+                    if let Some(c) = cols.as_deref_mut() {
+                        c.clear();
+                    }
                     if self.mode == ReadMode::Strict {
                         self.done = true;
                         return Err(match e {
@@ -323,7 +346,12 @@ impl<R: Read> TraceReader<R> {
         Ok(format::check_frame(&self.buf[self.pos..]))
     }
 
-    fn decode(&mut self, h: &ChunkHeader, total: usize) -> Result<(ChunkBody, usize), FrameError> {
+    fn decode(
+        &mut self,
+        h: &ChunkHeader,
+        total: usize,
+        cols: Option<&mut format::RecordColumns>,
+    ) -> Result<(ChunkBody, usize), FrameError> {
         let corrupt = |reason: String| FrameError::Corrupt { reason };
         let payload = &self.buf
             [self.pos + format::CHUNK_HEADER_LEN..self.pos + total - format::CHUNK_TRAILER_LEN];
@@ -383,7 +411,13 @@ impl<R: Read> TraceReader<R> {
                         h.stream
                     )));
                 }
-                let records = format::decode_records(h, payload).map_err(corrupt)?;
+                let records = match cols {
+                    Some(cols) => {
+                        format::decode_records_into(h, payload, cols).map_err(corrupt)?;
+                        Vec::new()
+                    }
+                    None => format::decode_records(h, payload).map_err(corrupt)?,
+                };
                 ChunkBody::Records(RecordChunk {
                     stream: h.stream,
                     first_seq: h.first_seq,
