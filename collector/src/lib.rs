@@ -26,5 +26,6 @@ pub mod units;
 pub use clock::Calibration;
 pub use meta::{Edge, NfSpec, StreamInfo, Topology, TraceMeta};
 pub use record::{
-    BatchRecord, ClockAnchor, Direction, FiveTuple, LossCounters, Record, Role, StreamId,
+    BatchRecord, ClockAnchor, Direction, FiveTuple, LossCounters, PacketSlot, Record, Role,
+    StreamId,
 };

@@ -14,6 +14,18 @@ use serde::{Deserialize, Serialize};
 /// trace (the dumper or the simulator); dense, starting at 0.
 pub type StreamId = u32;
 
+/// One packet observation in a trace: batch record `seq` of `stream`,
+/// packet `idx` in that batch. The coordinate the simulator's ground truth
+/// and the diagnosis engine's reconstruction both speak.
+#[derive(
+    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
+)]
+pub struct PacketSlot {
+    pub stream: StreamId,
+    pub seq: u64,
+    pub idx: u16,
+}
+
 /// Transport 5-tuple of an IPv4 packet, addresses and ports in host order.
 #[derive(
     Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,

@@ -16,7 +16,7 @@
 //! `MICROSCOPE_BENCH_DIGEST=1` to also print a digest of the whole
 //! diagnosis (its JSON), e.g. to compare 1 and 2 threads.
 
-use diagnose::{Config, PacketSlot};
+use diagnose::Config;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 use testbeds::scenario::Scenario;
@@ -195,19 +195,7 @@ fn main() {
     let pairs = truth.true_upstream_pairs();
     let ok = pairs
         .iter()
-        .filter(|(rx, up)| {
-            let rx = PacketSlot {
-                stream: rx.stream,
-                seq: rx.seq,
-                idx: rx.idx,
-            };
-            rec.upstream(&rx)
-                == Some(PacketSlot {
-                    stream: up.stream,
-                    seq: up.seq,
-                    idx: up.idx,
-                })
-        })
+        .filter(|(rx, up)| rec.upstream(rx) == Some(*up))
         .count();
     println!(
         "reconstruction accuracy: {ok}/{} packet-hops = {:.4}%",

@@ -1,6 +1,6 @@
 //! Classifies reconstruction errors against simulator truth:
 //! `cargo run --release -p diagnose --example recon_errors -- [SCENARIO] [DURATION]`.
-use diagnose::{reconstruct, Config, PacketSlot};
+use diagnose::{reconstruct, Config};
 use testbeds::scenario::Scenario;
 
 fn main() {
@@ -24,16 +24,6 @@ fn main() {
     let mut hist = std::collections::BTreeMap::new();
     for (rx, up) in out.truth.true_upstream_pairs() {
         n += 1;
-        let rx = PacketSlot {
-            stream: rx.stream,
-            seq: rx.seq,
-            idx: rx.idx,
-        };
-        let up = PacketSlot {
-            stream: up.stream,
-            seq: up.seq,
-            idx: up.idx,
-        };
         let got = rec.upstream(&rx);
         if got == Some(up) {
             continue;

@@ -2,20 +2,12 @@
 //! relations, serializable as JSON lines or a compact binary form.
 
 use crate::DiagnoseError;
-use collector::{FiveTuple, StreamId};
+use collector::FiveTuple;
 use serde::{Deserialize, Serialize};
 use std::io::{BufRead, Read, Write};
 
-/// One packet observation in the trace: batch record `seq` of `stream`,
-/// packet `idx` in that batch. Same shape as `testbeds::truth::PacketSlot`.
-#[derive(
-    Clone, Copy, Debug, Default, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize,
-)]
-pub struct PacketSlot {
-    pub stream: StreamId,
-    pub seq: u64,
-    pub idx: u16,
-}
+/// One packet observation in the trace (shared with the simulator's truth).
+pub use collector::PacketSlot;
 
 /// A culprit location.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]

@@ -5,7 +5,7 @@
 mod common;
 
 use common::*;
-use diagnose::{reconstruct, Config, DagOrigin, PacketSlot};
+use diagnose::{reconstruct, Config, DagOrigin};
 use rand::{Rng, SeedableRng};
 use std::collections::BTreeSet;
 use testbeds::scenario::Scenario;
@@ -108,19 +108,7 @@ fn inferred_dag_equals_the_scenario_topology() {
     let pairs = out.truth.true_upstream_pairs();
     let ok = pairs
         .iter()
-        .filter(|(rx, up)| {
-            let rx = PacketSlot {
-                stream: rx.stream,
-                seq: rx.seq,
-                idx: rx.idx,
-            };
-            let up = PacketSlot {
-                stream: up.stream,
-                seq: up.seq,
-                idx: up.idx,
-            };
-            rec.upstream(&rx) == Some(up)
-        })
+        .filter(|(rx, up)| rec.upstream(rx) == Some(*up))
         .count();
     let acc = ok as f64 / pairs.len() as f64;
     assert!(acc >= 0.999, "accuracy {acc:.5} over the inferred DAG");

@@ -15,25 +15,8 @@ fn scenario(name: &str, duration: &str) -> Scenario {
 fn accuracy(sc: &Scenario) -> (usize, usize) {
     let out = simulate(sc).unwrap();
     let rec = reconstruct(&out.trace, &Config::default()).unwrap();
-    let truth: HashMap<PacketSlot, PacketSlot> = out
-        .truth
-        .true_upstream_pairs()
-        .into_iter()
-        .map(|(rx, up)| {
-            (
-                PacketSlot {
-                    stream: rx.stream,
-                    seq: rx.seq,
-                    idx: rx.idx,
-                },
-                PacketSlot {
-                    stream: up.stream,
-                    seq: up.seq,
-                    idx: up.idx,
-                },
-            )
-        })
-        .collect();
+    let truth: HashMap<PacketSlot, PacketSlot> =
+        out.truth.true_upstream_pairs().into_iter().collect();
     let mut correct = 0;
     for (rx, up) in &truth {
         if rec.upstream(rx).as_ref() == Some(up) {

@@ -38,14 +38,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         .collect();
     if std::env::var("PROBE_SUMMARY").is_ok() {
         // Classify every picked victim by its queuing period at the labelled NF.
-        let slots: Vec<PacketSlot> = picked
-            .iter()
-            .map(|v| PacketSlot {
-                stream: v.slot.stream,
-                seq: v.slot.seq,
-                idx: v.slot.idx,
-            })
-            .collect();
+        let slots: Vec<PacketSlot> = picked.iter().map(|v| v.slot).collect();
         let ds = diagnose_slots(&rec, &cfg, &slots)?;
         let mut hist: std::collections::BTreeMap<String, u32> = Default::default();
         for d in &ds {
@@ -91,16 +84,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
                 "  truth: latency {} wait {} baseline {:?} pkt {}",
                 l.latency_ns, l.wait_ns, l.baseline_latency_ns, l.packet
             );
-            let slots: Vec<PacketSlot> = out
-                .truth
-                .journey(l.packet)
-                .iter()
-                .map(|s| PacketSlot {
-                    stream: s.stream,
-                    seq: s.seq,
-                    idx: s.idx,
-                })
-                .collect();
+            let slots: Vec<PacketSlot> = out.truth.journey(l.packet).to_vec();
             let ds = diagnose_slots(&rec, &cfg, &slots)?;
             for d in &ds {
                 let mark = if d.slot.stream == v.slot.stream {

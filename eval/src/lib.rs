@@ -47,12 +47,7 @@ use std::rc::Rc;
 use tracefile::Trace;
 
 /// A packet observation: batch record `seq` of `stream`, packet `idx`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct Slot {
-    pub stream: u32,
-    pub seq: u64,
-    pub idx: u16,
-}
+pub use collector::PacketSlot as Slot;
 
 /// An injected fault, as the evaluation needs it.
 #[derive(Clone, Debug, PartialEq)]

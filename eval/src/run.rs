@@ -57,11 +57,7 @@ fn kind(k: FaultKind) -> Kind {
 pub fn microscope_rankings(d: &diagnose::Diagnosis) -> HashMap<Slot, Vec<Candidate>> {
     let mut m = HashMap::new();
     for v in &d.victims {
-        let slot = Slot {
-            stream: v.slot.stream,
-            seq: v.slot.seq,
-            idx: v.slot.idx,
-        };
+        let slot = v.slot;
         let ranking: Vec<Candidate> = v
             .ranked
             .iter()
@@ -109,11 +105,7 @@ pub fn truth_inputs(t: &testbeds::truth::Truth) -> (Vec<FaultInfo>, Vec<VictimIn
         .iter()
         .map(|v| VictimInfo {
             fault_id: v.fault_id as u64,
-            slot: Slot {
-                stream: v.slot.stream,
-                seq: v.slot.seq,
-                idx: v.slot.idx,
-            },
+            slot: v.slot,
             nf: v.nf.clone(),
             lost: v.lost,
         })

@@ -30,12 +30,7 @@ use std::path::Path;
 pub use crate::scenario::FaultKind;
 
 /// One packet observation: batch record `seq` of `stream`, position `idx`.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
-pub struct PacketSlot {
-    pub stream: StreamId,
-    pub seq: u64,
-    pub idx: u16,
-}
+pub use collector::PacketSlot;
 
 /// One injected problem.
 #[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
