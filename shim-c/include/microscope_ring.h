@@ -527,6 +527,22 @@ static inline void ms_ring_cancel(struct ms_ring *r)
     r->pending_len = 0;
 }
 
+/* Writes a batch record's fixed part (header, seq, tsc, sizes) at `p`. */
+static inline void ms_write_batch_head(uint8_t *p, uint64_t len, uint32_t flags, uint64_t seq,
+                                       uint64_t tsc, uint16_t requested, uint16_t count)
+{
+    struct ms_batch_rec b;
+    b.h.len = (uint32_t)len;
+    b.h.type = MS_REC_BATCH;
+    b.h.flags = (uint16_t)flags;
+    b.seq = seq;
+    b.tsc = tsc;
+    b.requested = requested;
+    b.count = count;
+    b.reserved = 0;
+    memcpy(p, &b, sizeof(b));
+}
+
 /* Reserves a batch record of `count` packets with `flags` (MS_BATCH_F_*) and
  * fills its fixed part; the caller fills s->ipids (and s->non_ipv4 bits,
  * s->tuples when flagged) and then calls ms_ring_commit(). Alignment padding
@@ -550,7 +566,6 @@ static inline int ms_ring_reserve_batch_ex(struct ms_ring *r, uint64_t tsc, uint
 {
     uint64_t len, seq, off;
     uint8_t *p;
-    struct ms_batch_rec b;
     int cause;
     s->seq = 0;
     s->ipids = NULL;
@@ -561,16 +576,8 @@ static inline int ms_ring_reserve_batch_ex(struct ms_ring *r, uint64_t tsc, uint
     p = count_drop ? ms_ring_reserve(r, len, &seq, &cause) : ms_ring_reserve_quiet(r, len, &seq, &cause);
     if (!p)
         return cause;
-    b.h.len = (uint32_t)len;
-    b.h.type = MS_REC_BATCH;
-    b.h.flags = (uint16_t)flags;
-    b.seq = seq;
-    b.tsc = tsc;
-    b.requested = requested;
-    b.count = count;
-    b.reserved = 0;
-    memcpy(p, &b, sizeof(b));
-    off = sizeof(b);
+    ms_write_batch_head(p, len, flags, seq, tsc, requested, count);
+    off = sizeof(struct ms_batch_rec);
     s->seq = seq;
     s->ipids = (uint16_t *)(void *)(p + off);
     /* zero the alignment padding after the ipids */

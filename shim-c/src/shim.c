@@ -608,17 +608,9 @@ static inline __attribute__((always_inline)) void
 ms_finish_ipids(struct ms_ring *r, uint8_t *p, uint64_t seq, uint64_t tsc, uint16_t requested,
                 uint16_t count, unsigned bad)
 {
-    struct ms_batch_rec b;
-    uint64_t len = sizeof(b) + MS_IPIDS_LEN(count) + (bad ? MS_BITMAP_LEN(count) : 0u);
-    b.h.len = (uint32_t)len;
-    b.h.type = MS_REC_BATCH;
-    b.h.flags = bad ? MS_BATCH_F_NON_IPV4 : 0u;
-    b.seq = seq;
-    b.tsc = tsc;
-    b.requested = requested;
-    b.count = count;
-    b.reserved = 0;
-    memcpy(p, &b, sizeof(b));
+    uint64_t len = sizeof(struct ms_batch_rec) + MS_IPIDS_LEN(count) +
+                   (bad ? MS_BITMAP_LEN(count) : 0u);
+    ms_write_batch_head(p, len, bad ? MS_BATCH_F_NON_IPV4 : 0u, seq, tsc, requested, count);
     r->pending_len = (uint32_t)len;
 }
 
