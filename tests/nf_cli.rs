@@ -225,28 +225,34 @@ fn nf_train_onoff_on_vpp_and_detect_raw_perf_output() {
     assert_eq!(v[v.len() - 5]["output"]["on"], true);
 }
 
-#[test]
-fn top_reads_poll_counters_from_ring_headers() {
+/// A 64 KiB rx ring of NF `nf` (queue 0), owned by process `pid`, as the
+/// shim would create it.
+fn rx_ring(path: &Path, nf: &str, nf_type: &str, pid: u32) -> collector::ring::Producer {
     use collector::ring::{Producer, RingConfig, RingIdentity};
     use collector::{Direction, Role};
-    let dir = tempfile::tempdir().unwrap();
-    let mut nf = Command::new("sleep").arg("10").spawn().unwrap();
     let identity = RingIdentity {
-        nf: "fw1".into(),
-        nf_type: "firewall".into(),
+        nf: nf.into(),
+        nf_type: nf_type.into(),
         role: Role::Nf,
         port: 0,
         queue: 0,
         direction: Direction::Rx,
         host: "test".into(),
         carries_tuples: false,
-        pid: nf.id(),
+        pid,
         created_ns: 1,
         tsc_hz_hint: None,
     };
     let mut cfg = RingConfig::new(identity);
     cfg.data_size = 1 << 16;
-    let mut p = Producer::create(&dir.path().join("fw1-rx0.ring"), &cfg).unwrap();
+    Producer::create(path, &cfg).unwrap()
+}
+
+#[test]
+fn top_reads_poll_counters_from_ring_headers() {
+    let dir = tempfile::tempdir().unwrap();
+    let mut nf = Command::new("sleep").arg("10").spawn().unwrap();
+    let mut p = rx_ring(&dir.path().join("fw1-rx0.ring"), "fw1", "firewall", nf.id());
     let top = Command::new(env!("CARGO_BIN_EXE_microscope"))
         .args([
             "top",
@@ -365,28 +371,11 @@ fn nf_annotate_gives_the_verdict_for_an_nf_and_time() {
 
 #[test]
 fn nf_record_samples_every_nf_of_a_ring_dir_with_monotonic_times() {
-    use collector::ring::{Producer, RingConfig, RingIdentity};
-    use collector::{Direction, Role};
     let dir = tempfile::tempdir().unwrap();
     let rings = dir.path().join("rings");
     std::fs::create_dir(&rings).unwrap();
     let mut nf = Command::new("sleep").arg("10").spawn().unwrap();
-    let identity = RingIdentity {
-        nf: "nat1".into(),
-        nf_type: "nat".into(),
-        role: Role::Nf,
-        port: 0,
-        queue: 0,
-        direction: Direction::Rx,
-        host: "test".into(),
-        carries_tuples: false,
-        pid: nf.id(),
-        created_ns: 1,
-        tsc_hz_hint: None,
-    };
-    let mut cfg = RingConfig::new(identity);
-    cfg.data_size = 1 << 16;
-    let mut p = Producer::create(&rings.join("nat1-rx0.ring"), &cfg).unwrap();
+    let mut p = rx_ring(&rings.join("nat1-rx0.ring"), "nat1", "nat", nf.id());
     let out = dir.path().join("samples");
     let rec = bin()
         .args([
