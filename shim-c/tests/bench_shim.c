@@ -20,6 +20,7 @@
  * cache lines moving between the cores, which the in-place run omits.
  */
 #include "../src/shim.c"
+#include "mem_ring.h"
 
 #define BENCH_BURST 32u
 #define BENCH_FRAMES 4096u
@@ -71,18 +72,7 @@ static void build_frames(void)
 
 static void open_mem_stream(struct ms_stream *s, uint8_t dir)
 {
-    size_t len = MS_RING_HEADER_SIZE + BENCH_RING;
-    void *mem = aligned_alloc(4096, len);
-    struct ms_ring_identity id = {0};
-    id.nf_name = "bench";
-    id.nf_type = "bench";
-    id.host = "bench";
-    id.role = MS_ROLE_NF;
-    id.direction = dir;
-    if (!mem || ms_ring_format(mem, len, &id, 0) || ms_ring_attach(&s->ring, mem, len)) {
-        fprintf(stderr, "bench_shim: cannot set up a ring\n");
-        exit(1);
-    }
+    ms_test_mem_ring(&s->ring, BENCH_RING, dir, "bench_shim");
     s->dir = dir;
     s->last_anchor_tsc = rte_rdtsc();
     s->publish_bytes = g_cfg.publish_bytes;

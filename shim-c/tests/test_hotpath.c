@@ -5,6 +5,7 @@
  * the packets were. Includes src/shim.c (its hot path is static).
  */
 #include "../src/shim.c"
+#include "mem_ring.h"
 
 static int failures;
 
@@ -68,17 +69,7 @@ static void make_pkt(unsigned i, enum kind k)
 
 static void open_stream(struct ms_stream *s, uint8_t dir, uint16_t queue)
 {
-    size_t len = MS_RING_HEADER_SIZE + RING;
-    uint8_t *mem = aligned_alloc(4096, len);
-    struct ms_ring_identity id = {0};
-    id.nf_name = "t";
-    id.nf_type = "t";
-    id.host = "t";
-    id.direction = dir;
-    if (!mem || ms_ring_format(mem, len, &id, 0) || ms_ring_attach(&s->ring, mem, len)) {
-        fprintf(stderr, "test_hotpath: cannot set up a ring\n");
-        exit(1);
-    }
+    uint8_t *mem = ms_test_mem_ring(&s->ring, RING, dir, "test_hotpath");
     /* Garbage in the data area: every byte a record owns must be written. */
     memset(mem + MS_RING_HEADER_SIZE, 0xAA, RING);
     s->dir = dir;

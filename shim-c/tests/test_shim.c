@@ -10,6 +10,7 @@
 
 #include "microscope_ring.h"
 #include "shim_internal.h"
+#include "mem_ring.h"
 
 static int failures;
 
@@ -155,14 +156,7 @@ static void test_ports_syntax(void)
 /* A ring in memory for the record-level tests. */
 static void *mem_ring(struct ms_ring *r, size_t data_size)
 {
-    size_t len = MS_RING_HEADER_SIZE + data_size;
-    void *mem = aligned_alloc(4096, len);
-    struct ms_ring_identity id = {0};
-    id.nf_name = "t";
-    id.nf_type = "t";
-    id.host = "h";
-    CHECK(mem && ms_ring_format(mem, len, &id, 0) == 0 && ms_ring_attach(r, mem, len) == 0);
-    return mem;
+    return ms_test_mem_ring(r, data_size, MS_DIR_RX, "test_shim");
 }
 
 /* The tx wrapper's record handling: a batch reserved for n packets, shrunk
